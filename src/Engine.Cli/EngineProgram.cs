@@ -1,0 +1,6 @@
+namespace Engine.Cli;
+
+public static class EngineProgram
+{
+    public static int Run(string[] args) { Console.WriteLine("engine"); return 0; }
+}

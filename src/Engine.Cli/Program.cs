@@ -1,0 +1,2 @@
+// Entry point of the `engine` command.
+return Engine.Cli.EngineProgram.Run(args);
