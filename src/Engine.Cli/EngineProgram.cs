@@ -1,6 +1,52 @@
+// Parses the command line into one of the verbs listed in VerbRegistry and runs it. Every verb is
+// an options class carrying CommandLineParser's [Verb] attribute and implementing IVerb; a verb's
+// expected failures (bad input, missing files) are EngineCliException-style errors printed as one
+// clear line, never a stack trace.
+using CommandLine;
+using Spectre.Console;
+
 namespace Engine.Cli;
+
+/// <summary>A command of the `engine` program. Returns the process exit code.</summary>
+public interface IVerb
+{
+    int Run();
+}
 
 public static class EngineProgram
 {
-    public static int Run(string[] args) { Console.WriteLine("engine"); return 0; }
+    public static int Run(string[] args)
+    {
+        using var parser = new Parser(s =>
+        {
+            s.HelpWriter = Console.Out;
+            s.CaseInsensitiveEnumValues = true;
+            s.AutoVersion = true;
+        });
+        var result = parser.ParseArguments(args, VerbRegistry.Verbs);
+        return result.MapResult(
+            (IVerb verb) => RunVerb(verb),
+            errors => errors.All(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError
+                                               or ErrorType.VersionRequestedError) ? 0 : 2);
+    }
+
+    private static int RunVerb(IVerb verb)
+    {
+        try
+        {
+            return verb.Run();
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>Errors caused by the input or environment rather than a defect in the engine: reported as one
+    /// line. Anything else is a bug and keeps its stack trace.</summary>
+    private static bool IsUserError(Exception e) =>
+        e is ArgumentException or InvalidOperationException or IOException or FormatException
+            or UnauthorizedAccessException or DllNotFoundException or NotSupportedException
+            or System.Text.Json.JsonException;
 }

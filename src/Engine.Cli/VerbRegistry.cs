@@ -1,0 +1,9 @@
+// The verbs of the `engine` program, in the order `engine --help` lists them.
+namespace Engine.Cli;
+
+public static class VerbRegistry
+{
+    public static readonly Type[] Verbs =
+    [
+    ];
+}

@@ -1,0 +1,263 @@
+using Engine.Reference;
+
+namespace Engine.Tests.Ops;
+
+public class ElementwiseTests
+{
+    public static TheoryData<UnaryOp> UnaryOps => new(Enum.GetValues<UnaryOp>());
+
+    private static (double Lo, double Hi, double A, double B) Domain(UnaryOp op) => op switch
+    {
+        UnaryOp.Log or UnaryOp.Sqrt or UnaryOp.PowScalar or UnaryOp.Reciprocal => (0.2, 3, 1.7, 0),
+        UnaryOp.Clamp => (-2, 2, -0.5, 0.8),
+        UnaryOp.Exp => (-3, 3, 0, 0),
+        _ => (-3, 3, 0, 0),
+    };
+
+    private static Tensor Apply(UnaryOp op, Tensor x, double a, double b) => op switch
+    {
+        UnaryOp.Neg => x.Neg(),
+        UnaryOp.Exp => x.Exp(),
+        UnaryOp.Log => x.Log(),
+        UnaryOp.Sqrt => x.Sqrt(),
+        UnaryOp.Abs => x.Abs(),
+        UnaryOp.Relu => x.Relu(),
+        UnaryOp.Sigmoid => x.Sigmoid(),
+        UnaryOp.Tanh => x.Tanh(),
+        UnaryOp.PowScalar => x.Pow(a),
+        UnaryOp.Clamp => x.Clamp(a, b),
+        UnaryOp.Sign => x.Sign(),
+        UnaryOp.Square => x.Square(),
+        UnaryOp.Reciprocal => x.Reciprocal(),
+        UnaryOp.Softplus => x.Softplus(),
+        _ => throw new ArgumentOutOfRangeException(nameof(op)),
+    };
+
+    [Theory]
+    [MemberData(nameof(UnaryOps))]
+    public void UnaryForwardMatchesReferenceOnEveryLength(UnaryOp op)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (lo, hi, a, b) = Domain(op);
+        // every length 0..70 hits each SIMD remainder; plus a long one that runs in parallel pieces
+        foreach (var n in Enumerable.Range(0, 71).Append(70_001))
+        {
+            var r = RefTensor.Random(g, [n], lo, hi);
+            using var x = r.ToTensor();
+            using var y = Apply(op, x, a, b);
+            TestUtil.AssertClose(r.Map(v => ElementwiseReference.Unary(op, v, a, b)), y, $"{op} n={n}", seed);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(UnaryOps))]
+    public void UnaryOnStridedInput(UnaryOp op)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (lo, hi, a, b) = Domain(op);
+        var r = RefTensor.Random(g, TestUtil.RandomShape(g, 3, 9), lo, hi);
+        using var x = TestUtil.NonContiguous(r);
+        Assert.False(x.IsContiguous && x.Numel > 1 && r.Shape[0] > 1 && r.Shape[^1] > 1);
+        using var y = Apply(op, x, a, b);
+        TestUtil.AssertClose(r.Map(v => ElementwiseReference.Unary(op, v, a, b)), y, $"{op} strided", seed);
+    }
+
+    [Theory]
+    [MemberData(nameof(UnaryOps))]
+    public void UnaryReferenceDerivativePassesGradcheck(UnaryOp op)
+    {
+        if (op == UnaryOp.Sign) return; // piecewise constant: derivative 0 almost everywhere, checked below
+        var g = TestUtil.Fresh(out var seed);
+        var (lo, hi, a, b) = Domain(op);
+        var x = RefTensor.Random(g, [23], lo, hi).Data;
+        // keep finite differences away from kinks (relu/abs at 0, clamp at its bounds)
+        for (var i = 0; i < x.Length; i++)
+            if (Math.Abs(x[i]) < 1e-3 || Math.Abs(x[i] - a) < 1e-3 || Math.Abs(x[i] - b) < 1e-3) x[i] += 0.01;
+        var result = Gradcheck.Check(
+            inp => inp[0].Select(v => ElementwiseReference.Unary(op, v, a, b)).ToArray(),
+            (inp, u) => [inp[0].Select((v, i) => u[i] * ElementwiseReference.UnaryDerivative(op, v, a, b)).ToArray()],
+            [x], g);
+        Assert.True(result.Passed, $"{op}: {result} (seed {seed})");
+    }
+
+    [Theory]
+    [MemberData(nameof(UnaryOps))]
+    public void UnaryBackwardMatchesReferenceBackward(UnaryOp op)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (lo, hi, a, b) = Domain(op);
+        var r = RefTensor.Random(g, TestUtil.RandomShape(g, 2, 11), lo, hi);
+        var u = RefTensor.Random(g, r.Shape);
+        using var x = r.ToTensor().RequireGrad();
+        using var y = Apply(op, x, a, b);
+        if (op == UnaryOp.Sign)
+        {
+            Assert.False(y.RequiresGrad);
+            return;
+        }
+        using var gy = u.ToTensor();
+        y.Backward(gy);
+        var expected = new RefTensor(r.Shape, r.Data.Select((v, i) => u.Data[i] * ElementwiseReference.UnaryDerivative(op, v, a, b)).ToArray());
+        TestUtil.AssertClose(expected, x.Grad!, $"{op} backward", seed);
+    }
+
+    public static TheoryData<BinaryOp> BinaryOps =>
+        new(BinaryOp.Add, BinaryOp.Sub, BinaryOp.Mul, BinaryOp.Div, BinaryOp.Pow, BinaryOp.Maximum, BinaryOp.Minimum);
+
+    private static Tensor Apply(BinaryOp op, Tensor a, Tensor b) => op switch
+    {
+        BinaryOp.Add => a + b,
+        BinaryOp.Sub => a - b,
+        BinaryOp.Mul => a * b,
+        BinaryOp.Div => a / b,
+        BinaryOp.Pow => a.Pow(b),
+        BinaryOp.Maximum => a.Maximum(b),
+        BinaryOp.Minimum => a.Minimum(b),
+        _ => throw new ArgumentOutOfRangeException(nameof(op)),
+    };
+
+    private static readonly (int[] A, int[] B)[] BroadcastCases =
+    [
+        ([5], [5]), ([3, 7], [7]), ([3, 1], [1, 7]), ([2, 3, 5], [3, 1]), ([1], [4, 1, 3]), ([], [3, 2]),
+        ([4, 1, 6, 1], [5, 1, 1]), ([0, 3], [3]), ([2, 40_000], [1]), ([2, 1, 20_000], [2, 3, 1]),
+    ];
+
+    private static (double, double) BinaryDomain(BinaryOp op) => op is BinaryOp.Pow or BinaryOp.Div ? (0.3, 2.5) : (-2, 2);
+
+    [Theory]
+    [MemberData(nameof(BinaryOps))]
+    public void BinaryForwardBroadcastsLikeTheReference(BinaryOp op)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (lo, hi) = BinaryDomain(op);
+        foreach (var (sa, sb) in BroadcastCases)
+        {
+            var ra = RefTensor.Random(g, sa, lo, hi);
+            var rb = RefTensor.Random(g, sb, lo, hi);
+            using var a = TestUtil.NonContiguous(ra);
+            using var b = rb.ToTensor();
+            using var y = Apply(op, a, b);
+            TestUtil.AssertClose(RefTensor.Zip(ra, rb, (x, z) => ElementwiseReference.Binary(op, x, z)), y, $"{op} {ShapeUtil.Format(sa)}⊕{ShapeUtil.Format(sb)}", seed);
+            using var y2 = Apply(op, b, a);
+            TestUtil.AssertClose(RefTensor.Zip(rb, ra, (x, z) => ElementwiseReference.Binary(op, x, z)), y2, $"{op} {ShapeUtil.Format(sb)}⊕{ShapeUtil.Format(sa)}", seed);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(BinaryOps))]
+    public void BinaryReferenceDerivativePassesGradcheck(BinaryOp op)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (lo, hi) = BinaryDomain(op);
+        var a = RefTensor.Random(g, [17], lo, hi).Data;
+        var b = RefTensor.Random(g, [17], lo, hi).Data;
+        var result = Gradcheck.Check(
+            inp => inp[0].Select((v, i) => ElementwiseReference.Binary(op, v, inp[1][i])).ToArray(),
+            (inp, u) =>
+            [
+                inp[0].Select((v, i) => u[i] * ElementwiseReference.BinaryDerivative(op, v, inp[1][i]).Da).ToArray(),
+                inp[0].Select((v, i) => u[i] * ElementwiseReference.BinaryDerivative(op, v, inp[1][i]).Db).ToArray(),
+            ],
+            [a, b], g);
+        Assert.True(result.Passed, $"{op}: {result} (seed {seed})");
+    }
+
+    [Theory]
+    [MemberData(nameof(BinaryOps))]
+    public void BinaryBackwardSumsOverBroadcastDims(BinaryOp op)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (lo, hi) = BinaryDomain(op);
+        foreach (var (sa, sb) in BroadcastCases.Take(8))
+        {
+            var ra = RefTensor.Random(g, sa, lo, hi);
+            var rb = RefTensor.Random(g, sb, lo, hi);
+            using var a = ra.ToTensor().RequireGrad();
+            using var b = rb.ToTensor().RequireGrad();
+            using var y = Apply(op, a, b);
+            var u = RefTensor.Random(g, y.ShapeArray());
+            using var gy = u.ToTensor();
+            y.Backward(gy);
+            var da = RefTensor.Zip(ra, rb, (x, z) => ElementwiseReference.BinaryDerivative(op, x, z).Da);
+            var db = RefTensor.Zip(ra, rb, (x, z) => ElementwiseReference.BinaryDerivative(op, x, z).Db);
+            var ga = RefTensor.Zip(da, u, (d, w) => d * w).SumTo(sa);
+            var gb = RefTensor.Zip(db, u, (d, w) => d * w).SumTo(sb);
+            TestUtil.AssertClose(ga, a.Grad!, $"{op} d/da {ShapeUtil.Format(sa)}⊕{ShapeUtil.Format(sb)}", seed);
+            TestUtil.AssertClose(gb, b.Grad!, $"{op} d/db {ShapeUtil.Format(sa)}⊕{ShapeUtil.Format(sb)}", seed);
+        }
+    }
+
+    [Fact]
+    public void MaximumSplitsGradientOnTies()
+    {
+        using var a = Tensor.From([1f, 2f, 3f]).RequireGrad();
+        using var b = Tensor.From([1f, 5f, 0f]).RequireGrad();
+        using var y = a.Maximum(b);
+        using var s = y.Sum();
+        s.Backward();
+        Assert.Equal([0.5, 0, 1], a.Grad!.ToDoubleArray());
+        Assert.Equal([0.5, 1, 0], b.Grad!.ToDoubleArray());
+    }
+
+    [Fact]
+    public void ComparisonsGiveUInt8AndWorkOnIntegers()
+    {
+        using var a = Tensor.From([1L, 5L, 3L]);
+        using var b = Tensor.From([2L, 5L, 1L]);
+        using var lt = a.Lt(b);
+        using var eq = a.Eq(b);
+        using var sum = a + b;
+        Assert.Equal(DType.UInt8, lt.DType);
+        Assert.Equal([1, 0, 0], lt.ToDoubleArray());
+        Assert.Equal([0, 1, 0], eq.ToDoubleArray());
+        Assert.Equal([3L, 10L, 4L], sum.ToInt64Array());
+    }
+
+    [Fact]
+    public void WhereAndMaskedFillRouteGradients()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var ra = RefTensor.Random(g, [4, 5]);
+        var rb = RefTensor.Random(g, [5]);
+        using var a = ra.ToTensor().RequireGrad();
+        using var b = rb.ToTensor().RequireGrad();
+        using var cond = a.Gt(0.0);
+        using var y = Tensor.Where(cond, a, b);
+        var c = ra.Map(v => v > 0 ? 1 : 0);
+        TestUtil.AssertClose(RefTensor.Zip(RefTensor.Zip(c, ra, (m, v) => m * v), RefTensor.Zip(c, rb, (m, v) => (1 - m) * v), (x, z) => x + z), y, "where", seed);
+        using var s = y.Sum();
+        s.Backward();
+        TestUtil.AssertClose(c, a.Grad!, "where d/da", seed);
+        TestUtil.AssertClose(c.Map(m => 1 - m).SumTo([5]), b.Grad!, "where d/db", seed);
+
+        using var filled = a.MaskedFill(cond, -7);
+        TestUtil.AssertClose(ra.Map(v => v > 0 ? -7 : v), filled, "masked_fill", seed);
+    }
+
+    [Fact]
+    public void MismatchedShapesNameTheOpAndShapes()
+    {
+        using var a = Tensor.Zeros([2, 3]);
+        using var b = Tensor.Zeros([4]);
+        var e = Assert.Throws<ArgumentException>(() => a + b);
+        Assert.Contains("add", e.Message);
+        Assert.Contains("[2, 3]", e.Message);
+        Assert.Contains("[4]", e.Message);
+    }
+
+    [Fact]
+    public void MismatchedDtypesAndDisposedTensorsAreClearErrors()
+    {
+        using var a = Tensor.Zeros([3]);
+        using var i = Tensor.Zeros([3], DType.Int64);
+        var e = Assert.Throws<ArgumentException>(() => a * i);
+        Assert.Contains("mul", e.Message);
+        Assert.Contains("int64", e.Message);
+        var d = Tensor.Ones([2]);
+        d.Dispose();
+        var e2 = Assert.Throws<ObjectDisposedException>(() => a.Slice(0, 0, 2) + d);
+        Assert.Contains("disposed", e2.Message);
+        var e3 = Assert.Throws<ArgumentException>(() => i.Exp());
+        Assert.Contains("exp", e3.Message);
+    }
+}
