@@ -46,7 +46,8 @@ public sealed partial class Tensor
             Autograd.Tape.Record(y, "mul", [this, other], node =>
             {
                 var (sa, sb) = (node.Save(this), node.Save(other));
-                return g => [RequiresGrad ? g.Mul(sb) : null, other.RequiresGrad ? g.Mul(sa) : null];
+                var (ra, rb) = (RequiresGrad, other.RequiresGrad);
+                return g => [ra ? g.Mul(sb) : null, rb ? g.Mul(sa) : null];
             });
         return y;
     }
@@ -58,11 +59,12 @@ public sealed partial class Tensor
             Autograd.Tape.Record(y, "div", [this, other], node =>
             {
                 var (sb, sy) = (node.Save(other), node.Save(y));
+                var rb = other.RequiresGrad;
                 return g =>
                 {
                     var ga = g.Div(sb);
                     Tensor? gb = null;
-                    if (other.RequiresGrad)
+                    if (rb)
                     {
                         using var t = ga.Mul(sy);
                         gb = t.Neg();
@@ -81,10 +83,11 @@ public sealed partial class Tensor
             Autograd.Tape.Record(y, "pow", [this, exponent], node =>
             {
                 var (sa, sb, sy) = (node.Save(this), node.Save(exponent), node.Save(y));
+                var (ra, rb) = (RequiresGrad, exponent.RequiresGrad);
                 return g =>
                 {
                     Tensor? ga = null, gb = null;
-                    if (RequiresGrad)
+                    if (ra)
                     {
                         // b * a^(b-1) = b * y / a is undefined at a = 0, so use a^(b-1) directly
                         using var one = sb.ScalarLike(1);
@@ -93,7 +96,7 @@ public sealed partial class Tensor
                         using var t = p.Mul(sb);
                         ga = g.Mul(t);
                     }
-                    if (exponent.RequiresGrad)
+                    if (rb)
                     {
                         using var ln = sa.Log();
                         using var t = sy.Mul(ln);
@@ -258,10 +261,11 @@ public sealed partial class Tensor
             Autograd.Tape.Record(y, "where", [a, b], node =>
             {
                 var sc = node.Save(cond);
+                var (ra, rb) = (a.RequiresGrad, b.RequiresGrad);
                 return g =>
                 {
                     using var zero = g.ScalarLike(0);
-                    return [a.RequiresGrad ? Where(sc, g, zero) : null, b.RequiresGrad ? Where(sc, zero, g) : null];
+                    return [ra ? Where(sc, g, zero) : null, rb ? Where(sc, zero, g) : null];
                 };
             });
         return y;

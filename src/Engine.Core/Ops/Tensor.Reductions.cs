@@ -164,6 +164,12 @@ public sealed partial class Tensor
         foreach (var d in reduced) count *= _shape[d];
         if (values.Numel == 0) return values;
         if (count == 0) { values.Fill(0); return values; }
+        if (Rank == 0)
+        {
+            Backend.Copy(this, values);
+            indices?.Fill(0);
+            return values;
+        }
 
         var adjacent = reduced[^1] - reduced[0] == reduced.Length - 1;
         Tensor src;

@@ -69,13 +69,14 @@ public sealed partial class Tensor
         return FromDoubles(values, shape, dtype, device);
     }
 
-    /// <summary>A tensor holding a copy of <paramref name="data"/> with the given shape (1-D when omitted).</summary>
+    /// <summary>A tensor holding a copy of <paramref name="data"/> with the given shape (1-D when omitted; use
+    /// Scalar or Reshape() for rank 0).</summary>
     public static unsafe Tensor From<T>(T[] data, params int[] shape) where T : unmanaged => From<T>(data.AsSpan(), shape, null);
 
     public static unsafe Tensor From<T>(ReadOnlySpan<T> data, ReadOnlySpan<int> shape, Device? device = null) where T : unmanaged
     {
         var dtype = ElementTypeOf<T>();
-        int[] s = shape.Length == 0 && data.Length != 1 ? [data.Length] : shape.ToArray();
+        int[] s = shape.Length == 0 ? [data.Length] : shape.ToArray();
         if (ShapeUtil.Numel(s) != data.Length)
             throw new ArgumentException($"From: {data.Length} values do not fill shape {ShapeUtil.Format(s)} ({ShapeUtil.Numel(s)} elements).");
         var dev = device ?? Engine.Device.Cpu;
