@@ -5,5 +5,6 @@ public static class VerbRegistry
 {
     public static readonly Type[] Verbs =
     [
+        typeof(Verbs.SelfTestVerb),
     ];
 }

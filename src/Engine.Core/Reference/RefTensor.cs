@@ -13,10 +13,12 @@ public sealed record RefTensor(int[] Shape, double[] Data)
 
     public static RefTensor Zeros(params int[] shape) => new(shape, new double[ShapeUtil.Numel(shape)]);
 
+    /// <summary>Uniform values in [low, high), rounded to float32 so that the engine's float32 inputs hold exactly
+    /// the values the double reference sees.</summary>
     public static RefTensor Random(Generator g, int[] shape, double low = -1, double high = 1)
     {
         var d = new double[ShapeUtil.Numel(shape)];
-        for (var i = 0; i < d.Length; i++) d[i] = low + (high - low) * g.NextDouble();
+        for (var i = 0; i < d.Length; i++) d[i] = (float)(low + (high - low) * g.NextDouble());
         return new RefTensor(shape, d);
     }
 

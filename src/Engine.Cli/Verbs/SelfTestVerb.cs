@@ -1,0 +1,60 @@
+// `engine selftest`: runs every op on each available device against its double reference with fresh random
+// inputs and prints one row per comparison; exits non-zero if any row fails.
+using CommandLine;
+using Engine.Diagnostics;
+using Spectre.Console;
+
+namespace Engine.Cli.Verbs;
+
+[Verb("selftest", HelpText = "Check every op (forward and gradients) against its double-precision reference on random inputs, on each available device.")]
+public sealed class SelfTestVerb : IVerb
+{
+    [Option("device", HelpText = "cpu, cuda, cuda:N, or all (every available device; the default).", Default = "all")]
+    public string DeviceName { get; set; } = "all";
+
+    [Option("seed", HelpText = "Random seed (default: fresh each run; the seed used is printed so a failure can be replayed).")]
+    public ulong? Seed { get; set; }
+
+    [Option("op", HelpText = "Only ops whose name contains this text.")]
+    public string? Op { get; set; }
+
+    public int Run()
+    {
+        var devices = ResolveDevices();
+        var seed = Seed ?? (ulong)Random.Shared.NextInt64();
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("op").AddColumn("part").AddColumn("device")
+            .AddColumn(new TableColumn("max rel. error").RightAligned())
+            .AddColumn(new TableColumn("tolerance").RightAligned()).AddColumn("result");
+        var failed = 0;
+        var total = 0;
+        foreach (var device in devices)
+            foreach (var r in SelfTest.Run(device, seed, Op is null ? null : c => c.Op.Contains(Op, StringComparison.OrdinalIgnoreCase)))
+            {
+                total++;
+                if (!r.Passed) failed++;
+                table.AddRow(
+                    Markup.Escape(r.Op), Markup.Escape(r.Part), r.Device.ToString(),
+                    double.IsNaN(r.RelativeError) ? "-" : r.RelativeError.ToString("0.0e+00", System.Globalization.CultureInfo.InvariantCulture),
+                    r.Tolerance.ToString("0.0e+00", System.Globalization.CultureInfo.InvariantCulture),
+                    r.Passed ? "[green]pass[/]" : $"[red]FAIL[/]{(r.Error is null ? "" : " " + Markup.Escape(r.Error))}");
+            }
+        if (total == 0) throw new ArgumentException($"selftest: no op matches --op '{Op}'.");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"{total - failed} passed, {failed} failed on {string.Join(", ", devices)} (seed {seed}; replay with --seed {seed})");
+        return failed == 0 ? 0 : 1;
+    }
+
+    private List<Device> ResolveDevices()
+    {
+        if (!DeviceName.Equals("all", StringComparison.OrdinalIgnoreCase))
+        {
+            var d = Device.Parse(DeviceName);
+            _ = Backends.For(d); // a clear error when that device's backend is unavailable
+            return [d];
+        }
+        var list = new List<Device> { Device.Cpu };
+        if (Backends.IsCudaRegistered) list.Add(Device.Cuda(0));
+        return list;
+    }
+}

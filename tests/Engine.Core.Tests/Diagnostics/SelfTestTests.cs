@@ -1,0 +1,24 @@
+using Engine.Diagnostics;
+
+namespace Engine.Tests.Diagnostics;
+
+public class SelfTestTests
+{
+    [Fact]
+    public void EveryCheckPassesOnTheCpu()
+    {
+        TestUtil.Fresh(out var seed);
+        var results = SelfTest.Run(Device.Cpu, seed).ToList();
+        Assert.NotEmpty(results);
+        var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
+        Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
+    }
+
+    [Fact]
+    public void RelativeErrorCountsAnUnwrittenNaNAsInfinite()
+    {
+        Assert.Equal(double.PositiveInfinity, SelfTest.RelativeError([1.0, 2.0], [1.0, double.NaN]));
+        Assert.Equal(0.25, SelfTest.RelativeError([2.0, -4.0], [2.0, -3.0]), 12);
+        Assert.Equal(0.5, SelfTest.RelativeError([0.0], [0.5]), 12);
+    }
+}
