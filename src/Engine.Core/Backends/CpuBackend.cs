@@ -96,7 +96,7 @@ public sealed unsafe partial class CpuBackend : IBackend
                 case UnaryOp.Square: TensorPrimitives.Multiply(src, src, dst); break;
                 case UnaryOp.Reciprocal: TensorPrimitives.Reciprocal(src, dst); break;
                 case UnaryOp.Sign:
-                    for (var i = 0; i < len; i++) dst[i] = src[i] > 0 ? 1f : src[i] < 0 ? -1f : 0f;
+                    for (var i = 0; i < len; i++) dst[i] = src[i] > 0 ? 1f : src[i] < 0 ? -1f : src[i]; // ±0 and NaN kept
                     break;
                 case UnaryOp.Softplus:
                     for (var i = 0; i < len; i++)

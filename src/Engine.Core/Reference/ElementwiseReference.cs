@@ -11,12 +11,12 @@ public static class ElementwiseReference
         UnaryOp.Log => Math.Log(x),
         UnaryOp.Sqrt => Math.Sqrt(x),
         UnaryOp.Abs => Math.Abs(x),
-        UnaryOp.Relu => x > 0 ? x : 0,
+        UnaryOp.Relu => x > 0 || double.IsNaN(x) ? x : 0,
         UnaryOp.Sigmoid => 1 / (1 + Math.Exp(-x)),
         UnaryOp.Tanh => Math.Tanh(x),
         UnaryOp.PowScalar => Math.Pow(x, alpha),
         UnaryOp.Clamp => Math.Min(Math.Max(x, alpha), beta),
-        UnaryOp.Sign => Math.Sign(x),
+        UnaryOp.Sign => Sign(x),
         UnaryOp.Square => x * x,
         UnaryOp.Reciprocal => 1 / x,
         UnaryOp.Softplus => Math.Log(1 + Math.Exp(x)),
@@ -30,7 +30,7 @@ public static class ElementwiseReference
         UnaryOp.Exp => Math.Exp(x),
         UnaryOp.Log => 1 / x,
         UnaryOp.Sqrt => 0.5 / Math.Sqrt(x),
-        UnaryOp.Abs => Math.Sign(x),
+        UnaryOp.Abs => Sign(x),
         UnaryOp.Relu => x > 0 ? 1 : 0,
         UnaryOp.Sigmoid => Math.Exp(-x) / ((1 + Math.Exp(-x)) * (1 + Math.Exp(-x))),
         UnaryOp.Tanh => 1 - Math.Tanh(x) * Math.Tanh(x),
@@ -42,6 +42,9 @@ public static class ElementwiseReference
         UnaryOp.Softplus => 1 / (1 + Math.Exp(-x)),
         _ => throw new ArgumentOutOfRangeException(nameof(op)),
     };
+
+    /// <summary>-1, 0 or 1; NaN stays NaN (Math.Sign would throw).</summary>
+    public static double Sign(double x) => x > 0 ? 1 : x < 0 ? -1 : x;
 
     public static double Binary(BinaryOp op, double a, double b) => op switch
     {

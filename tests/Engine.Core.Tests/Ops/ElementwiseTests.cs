@@ -260,4 +260,20 @@ public class ElementwiseTests
         var e3 = Assert.Throws<ArgumentException>(() => i.Exp());
         Assert.Contains("exp", e3.Message);
     }
+
+    [Fact]
+    public void NaNPropagatesThroughReluSignAndMaximum()
+    {
+        using var x = Tensor.From([float.NaN, -1f, 2f]);
+        using var relu = x.Relu();
+        using var sign = x.Sign();
+        using var zero = Tensor.Zeros([3]);
+        using var max = x.Maximum(zero);
+        Assert.True(double.IsNaN(relu.ToDoubleArray()[0]));
+        Assert.True(double.IsNaN(sign.ToDoubleArray()[0]));
+        Assert.True(double.IsNaN(max.ToDoubleArray()[0]));
+        Assert.Equal([0.0, 2.0], relu.ToDoubleArray().Skip(1));
+        Assert.True(double.IsNaN(ElementwiseReference.Unary(UnaryOp.Relu, double.NaN)));
+        Assert.True(double.IsNaN(ElementwiseReference.Unary(UnaryOp.Sign, double.NaN)));
+    }
 }
