@@ -25,6 +25,8 @@ public static class ShapeUtil
 
     public static bool IsContiguous(ReadOnlySpan<int> shape, ReadOnlySpan<long> strides)
     {
+        foreach (var s in shape)
+            if (s == 0) return true; // no elements: every layout is contiguous
         long expected = 1;
         for (var i = shape.Length - 1; i >= 0; i--)
         {

@@ -106,4 +106,18 @@ public class ViewTests
             }
         TestUtil.AssertClose(expected, x.Grad!.ToDoubleArray(), "view chain backward", seed);
     }
+
+    [Fact]
+    public void EmptyTensorsReshapeExpandAndReduce()
+    {
+        using var x = Tensor.Zeros([4, 0]).RequireGrad();
+        using var r = x.Reshape(0, 4);
+        Assert.Equal([0, 4], r.ShapeArray());
+        using var e = Tensor.Zeros([1, 0]).Expand(3, 0);
+        Assert.Equal(0, e.Numel);
+        using var s = r.Sum();
+        Assert.Equal(0.0, s.Item());
+        s.Backward();
+        Assert.Equal([4, 0], x.Grad!.ShapeArray());
+    }
 }
