@@ -1,2 +1,5 @@
-// Entry point of the CPU microbenchmarks.
+// Entry point of the CPU microbenchmarks: BenchmarkDotNet by default, or `--quick [repeats] [row]`
+// for the Stopwatch table of the oneDNN rows (see bench/README.md).
+if (args.Length > 0 && args[0] == "--quick") return Engine.Bench.QuickBench.Run(args[1..]);
 BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;

@@ -63,10 +63,14 @@ public sealed unsafe class CpuStorage : Storage
 
     public override IntPtr Pointer => _data;
 
+    /// <summary>Set when oneDNN keeps a reordered copy of this memory as convolution weights.</summary>
+    internal bool HasCachedWeights { get; set; }
+
     protected override void Free()
     {
         var p = Interlocked.Exchange(ref _data, IntPtr.Zero);
         if (p == IntPtr.Zero) return;
+        if (HasCachedWeights) Native.OneDnn.ForgetWeights((ulong)Id);
         NativeMemory.AlignedFree((void*)p);
         if (ByteLength > 0) GC.RemoveMemoryPressure(ByteLength);
     }
