@@ -354,7 +354,7 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     internal static double ReadDouble(DType t, byte* p) => t switch
     {
-        DType.Float32 => *(float*)p,
+        DType.Float32 => (double)*(float*)p, // typed double: the arms would otherwise unify to float and round ints above 2^24
         DType.Int32 => *(int*)p,
         DType.Int64 => *(long*)p,
         DType.UInt8 => *p,

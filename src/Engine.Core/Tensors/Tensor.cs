@@ -155,7 +155,7 @@ public sealed partial class Tensor : IDisposable
         if (Numel != 1) throw new InvalidOperationException($"Item: tensor{ShapeUtil.Format(_shape)} has {Numel} elements; Item needs exactly one.");
         return DType switch
         {
-            DType.Float32 => ToArray<float>()[0],
+            DType.Float32 => (double)ToArray<float>()[0], // typed double: the arms would otherwise unify to float
             DType.Int32 => ToArray<int>()[0],
             DType.Int64 => ToArray<long>()[0],
             DType.UInt8 => ToArray<byte>()[0],
