@@ -195,6 +195,35 @@ public class LossTests
         Assert.Contains("labelSmoothing", e.Message);
     }
 
+    [Theory]
+    [InlineData(Reduction.None)]
+    [InlineData(Reduction.Mean)]
+    [InlineData(Reduction.Sum)]
+    public void LossesLeaveOnlyTheirResultInTheDisposeScope(Reduction reduction)
+    {
+        var g = TestUtil.Fresh(out _);
+        using var logits = RefTensor.Random(g, [6, 5]).ToTensor().RequireGrad();
+        using var target = Tensor.From([0L, 4L, Ignore, 2L, 1L, 3L], 6);
+        using var weight = Tensor.Ones([5]);
+        using var probs = Tensor.Rand([6, 5], g);
+        Func<Tensor>[] losses =
+        [
+            () => Losses.CrossEntropy(logits, target, weight, Ignore, reduction, 0.1),
+            () => Losses.BinaryCrossEntropyWithLogits(logits, probs, weight, reduction),
+            () => Losses.SmoothL1(logits, probs, 0.5, reduction),
+            () => Losses.L1(logits, probs, reduction),
+        ];
+        foreach (var loss in losses)
+        {
+            using var scope = DisposeScope.Begin();
+            var y = loss();
+            Assert.Equal(1, scope.Count);
+            using (var gy = Tensor.OnesLike(y)) y.Backward(gy);
+            Assert.Equal(1, scope.Count);
+            logits.ZeroGrad();
+        }
+    }
+
     // ---- binary cross-entropy with logits ----
 
     public static TheoryData<Reduction, int> BceCases()

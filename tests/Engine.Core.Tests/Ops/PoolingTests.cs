@@ -147,6 +147,22 @@ public class PoolingTests
     }
 
     [Fact]
+    public void OnlyTheResultsAreLeftInTheDisposeScope()
+    {
+        var g = TestUtil.Fresh(out _);
+        using var x = TestUtil.NonContiguous(RandomMap(g, [2, 3, 7, 6], ties: false)).RequireGrad();
+        using var scope = DisposeScope.Begin();
+        var pooled = x.MaxPool2d(3, 2, 1);
+        Assert.Equal(1, scope.Count);
+        var up = pooled.UpsampleNearest2d(2);
+        Assert.Equal(2, scope.Count);
+        var (values, indices) = x.MaxPool2dWithIndices((2, 2), (2, 2));
+        Assert.Equal(4, scope.Count);
+        using (var s = up.Sum()) s.Backward();
+        Assert.Equal(4, scope.Count);
+    }
+
+    [Fact]
     public void MaxPoolBadInputsAreClearErrors()
     {
         using var x = Tensor.Zeros([1, 2, 3, 3]);

@@ -132,6 +132,19 @@ public class SoftmaxTests
         TestUtil.AssertClose(ReferenceBackward(r, u, 1, log), x.Grad!, "extreme backward", seed, 1e-5, 1e-4);
     }
 
+    [Theory]
+    [MemberData(nameof(Modes))]
+    public void OnlyTheResultIsLeftInTheDisposeScope(bool log)
+    {
+        var g = TestUtil.Fresh(out _);
+        using var x = TestUtil.NonContiguous(RefTensor.Random(g, [4, 6, 3])).RequireGrad();
+        using var scope = DisposeScope.Begin();
+        var y = Apply(x, 1, log);
+        Assert.Equal(1, scope.Count);
+        using (var gy = TestUtil.NonContiguous(RefTensor.Random(g, [4, 6, 3]))) y.Backward(gy);
+        Assert.Equal(1, scope.Count);
+    }
+
     [Fact]
     public void BadInputsAreClearErrors()
     {
