@@ -136,12 +136,14 @@ public class PoolingTests
     }
 
     [Fact]
-    public void MaxPoolOfAnEmptyBatchIsEmpty()
+    public void PoolingAndUpsamplingOfAnEmptyBatchAreEmpty()
     {
         using var x = Tensor.Zeros([0, 3, 8, 8]).RequireGrad();
         using var y = x.MaxPool2d(3, 2, 1);
         Assert.Equal([0, 3, 4, 4], y.ShapeArray());
-        using var s = y.Sum();
+        using var up = y.UpsampleNearest2d(2);
+        Assert.Equal([0, 3, 8, 8], up.ShapeArray());
+        using var s = up.Sum();
         s.Backward();
         Assert.Equal([0, 3, 8, 8], x.Grad!.ShapeArray());
     }
