@@ -1,7 +1,7 @@
 // CPU softmax, log-softmax and fused cross-entropy. Rows are processed in parallel; inside a row the work is
 // TensorPrimitives calls on contiguous runs. When the softmax dim is not the last one (inner > 1), a unit of
-// work is one (outer index, chunk of inner) block and the n rows of that block are combined element-wise
-// across the chunk, so the SIMD width runs along inner instead of striding through memory.
+// work is one (outer index, chunk of inner columns) block and the n rows of that block are combined
+// element-wise across the chunk, so the SIMD width runs along inner instead of striding through memory.
 using System.Buffers;
 using System.Numerics.Tensors;
 
@@ -9,8 +9,17 @@ namespace Engine;
 
 public sealed unsafe partial class CpuBackend
 {
-    /// <summary>Columns of one (outer, n, inner) block handled by one unit of work when inner > 1.</summary>
+    /// <summary>Most columns of one (outer, n, inner) block handled by one unit of work when inner > 1 (the
+    /// per-column max and sum buffers live on the stack).</summary>
     private const int SoftmaxInnerChunk = 1024;
+
+    /// <summary>Columns per unit of work: narrower than the maximum when there are few outer indices (softmax over
+    /// dim 0), so that every core gets about four units, but at least 64 so each TensorPrimitives call pays off.</summary>
+    private static long SoftmaxChunkWidth(long outer, long inner)
+    {
+        var perOuter = Math.Max(1, (4L * Environment.ProcessorCount + outer - 1) / outer);
+        return Math.Clamp((inner + perOuter - 1) / perOuter, Math.Min(inner, 64), SoftmaxInnerChunk);
+    }
 
     public void Softmax(Tensor x, long outer, long n, long inner, bool log, Tensor y)
     {
@@ -35,12 +44,13 @@ public sealed unsafe partial class CpuBackend
             return;
         }
 
-        var chunks = (inner + SoftmaxInnerChunk - 1) / SoftmaxInnerChunk;
-        CpuLoops.For(outer * chunks, 4 * n * Math.Min(inner, SoftmaxInnerChunk), u =>
+        var chunk = SoftmaxChunkWidth(outer, inner);
+        var chunks = (inner + chunk - 1) / chunk;
+        CpuLoops.For(outer * chunks, 4 * n * chunk, u =>
         {
             var o = u / chunks;
-            var j0 = u % chunks * SoftmaxInnerChunk;
-            var width = (int)Math.Min(SoftmaxInnerChunk, inner - j0);
+            var j0 = u % chunks * chunk;
+            var width = (int)Math.Min(chunk, inner - j0);
             var bx = px + o * n * inner + j0;
             var by = py + o * n * inner + j0;
             Span<float> max = stackalloc float[width];
@@ -105,12 +115,13 @@ public sealed unsafe partial class CpuBackend
             return;
         }
 
-        var chunks = (inner + SoftmaxInnerChunk - 1) / SoftmaxInnerChunk;
-        CpuLoops.For(outer * chunks, 4 * n * Math.Min(inner, SoftmaxInnerChunk), u =>
+        var chunk = SoftmaxChunkWidth(outer, inner);
+        var chunks = (inner + chunk - 1) / chunk;
+        CpuLoops.For(outer * chunks, 4 * n * chunk, u =>
         {
             var o = u / chunks;
-            var j0 = u % chunks * SoftmaxInnerChunk;
-            var width = (int)Math.Min(SoftmaxInnerChunk, inner - j0);
+            var j0 = u % chunks * chunk;
+            var width = (int)Math.Min(chunk, inner - j0);
             var start = o * n * inner + j0;
             Span<float> acc = stackalloc float[width];
             acc.Clear();

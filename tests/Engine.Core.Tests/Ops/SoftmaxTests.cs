@@ -50,8 +50,9 @@ public class SoftmaxTests
     public void LargeRowsAndWideInnerBlocksRunInParallelPieces(bool log)
     {
         var g = TestUtil.Fresh(out var seed);
-        // rows of 1203 classes in parallel; an inner size of 1100 spans two 1024-column chunks, the second partial
-        foreach (var (shape, dim) in new[] { (new[] { 41, 1203 }, 1), (new[] { 2, 9, 1100 }, 1), (new[] { 2100, 17 }, 0) })
+        // rows of 1203 classes in parallel; inner sizes of 1103 (prime) and 2053 split into column chunks whose last
+        // one is partial on any core count
+        foreach (var (shape, dim) in new[] { (new[] { 41, 1203 }, 1), (new[] { 2, 9, 1103 }, 1), (new[] { 11, 2053 }, 0), (new[] { 2100, 17 }, 0) })
         {
             var r = Rounded(RefTensor.Random(g, shape, -6, 6));
             using var x = r.ToTensor();
