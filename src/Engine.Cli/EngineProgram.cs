@@ -17,6 +17,12 @@ public static class EngineProgram
 {
     public static int Run(string[] args)
     {
+        // Tables keep their width when the output goes to a file or a pipe (CI logs) instead of wrapping at 80 columns.
+        if (Console.IsOutputRedirected)
+        {
+            AnsiConsole.Profile.Width = 160;
+            AnsiConsole.Profile.Capabilities.Ansi = false;
+        }
         using var parser = new Parser(s =>
         {
             s.HelpWriter = Console.Out;
