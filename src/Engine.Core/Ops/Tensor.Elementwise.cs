@@ -45,8 +45,9 @@ public sealed partial class Tensor
         if (Autograd.Tape.IsNeeded(this, other))
             Autograd.Tape.Record(y, "mul", [this, other], node =>
             {
-                var (sa, sb) = (node.Save(this), node.Save(other));
-                return g => [RequiresGrad ? g.Mul(sb) : null, other.RequiresGrad ? g.Mul(sa) : null];
+                // flags captured now: a forward tensor disposed before backward no longer reports RequiresGrad
+                var (sa, sb, needA, needB) = (node.Save(this), node.Save(other), RequiresGrad, other.RequiresGrad);
+                return g => [needA ? g.Mul(sb) : null, needB ? g.Mul(sa) : null];
             });
         return y;
     }
@@ -57,12 +58,12 @@ public sealed partial class Tensor
         if (Autograd.Tape.IsNeeded(this, other))
             Autograd.Tape.Record(y, "div", [this, other], node =>
             {
-                var (sb, sy) = (node.Save(other), node.Save(y));
+                var (sb, sy, needB) = (node.Save(other), node.Save(y), other.RequiresGrad);
                 return g =>
                 {
                     var ga = g.Div(sb);
                     Tensor? gb = null;
-                    if (other.RequiresGrad)
+                    if (needB)
                     {
                         using var t = ga.Mul(sy);
                         gb = t.Neg();
@@ -81,10 +82,11 @@ public sealed partial class Tensor
             Autograd.Tape.Record(y, "pow", [this, exponent], node =>
             {
                 var (sa, sb, sy) = (node.Save(this), node.Save(exponent), node.Save(y));
+                var (needA, needB) = (RequiresGrad, exponent.RequiresGrad);
                 return g =>
                 {
                     Tensor? ga = null, gb = null;
-                    if (RequiresGrad)
+                    if (needA)
                     {
                         // b * a^(b-1) = b * y / a is undefined at a = 0, so use a^(b-1) directly
                         using var one = sb.ScalarLike(1);
@@ -93,7 +95,7 @@ public sealed partial class Tensor
                         using var t = p.Mul(sb);
                         ga = g.Mul(t);
                     }
-                    if (exponent.RequiresGrad)
+                    if (needB)
                     {
                         using var ln = sa.Log();
                         using var t = sy.Mul(ln);
@@ -257,11 +259,11 @@ public sealed partial class Tensor
         if (Autograd.Tape.IsNeeded(a, b))
             Autograd.Tape.Record(y, "where", [a, b], node =>
             {
-                var sc = node.Save(cond);
+                var (sc, needA, needB) = (node.Save(cond), a.RequiresGrad, b.RequiresGrad);
                 return g =>
                 {
                     using var zero = g.ScalarLike(0);
-                    return [a.RequiresGrad ? Where(sc, g, zero) : null, b.RequiresGrad ? Where(sc, zero, g) : null];
+                    return [needA ? Where(sc, g, zero) : null, needB ? Where(sc, zero, g) : null];
                 };
             });
         return y;
