@@ -11,7 +11,7 @@ using Engine.Nn;
 
 namespace Engine.Optim;
 
-public sealed class Sgd
+public sealed class Sgd : IDisposable
 {
     private readonly List<ParamGroup> _groups;
     private readonly Dictionary<Parameter, Tensor> _momentum = new(ReferenceEqualityComparer.Instance);
@@ -146,4 +146,11 @@ public sealed class Sgd
     }
 
     private static string Key(int group, int index) => $"{group}.{index}.momentum_buffer";
+
+    /// <summary>Frees the momentum buffers (the parameters belong to their module).</summary>
+    public void Dispose()
+    {
+        foreach (var b in _momentum.Values) b.Dispose();
+        _momentum.Clear();
+    }
 }

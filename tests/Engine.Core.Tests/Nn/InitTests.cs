@@ -1,3 +1,4 @@
+// Initializers: fan computation, gains, and the distributions' moments and ranges within sampling error.
 using Engine.Nn;
 
 namespace Engine.Tests.Nn;

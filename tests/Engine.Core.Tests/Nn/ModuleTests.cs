@@ -1,3 +1,4 @@
+// Module tree behaviour: dotted names, sharing, freezing by glob, train/eval, state dicts and their errors, Sequential.
 using Engine.Nn;
 using Engine.Reference;
 

@@ -1,3 +1,4 @@
+// FrozenBatchNorm2d and GroupNorm against the double references in NormReference, forward and backward.
 using Engine.Nn;
 using Engine.Reference;
 
@@ -81,6 +82,7 @@ public class NormLayerTests
         { [2, 5, 9], 1, false },            // one group = layer norm over (C, L), no affine
         { [4, 6], 6, true },                // (N, C): groups of size one normalize to 0, y = bias
         { [2, 12, 11, 13], 4, true },       // big enough for parallel reductions
+        { [0, 4, 3], 2, true },             // empty batch
     };
 
     [Theory]
@@ -89,7 +91,7 @@ public class NormLayerTests
     {
         var g = TestUtil.Fresh(out var seed);
         var (n, c) = (shape[0], shape[1]);
-        var s = (int)(ShapeUtil.Numel(shape) / (n * c));
+        var s = (int)ShapeUtil.Numel(shape.AsSpan(2));
         using var gn = new GroupNorm(groups, c, 1e-5, affine);
         double[]? wt = null, bs = null;
         if (affine)

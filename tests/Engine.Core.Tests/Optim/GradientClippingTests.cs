@@ -1,3 +1,4 @@
+// Global-norm clipping against a double reference, for several norm types and non-finite gradients.
 using Engine.Nn;
 using Engine.Optim;
 using Engine.Reference;

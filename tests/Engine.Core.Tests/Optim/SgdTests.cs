@@ -1,3 +1,4 @@
+// SGD against a double reference of PyTorch's update, in-place semantics, state round trip, parameter groups.
 using Engine.Nn;
 using Engine.Optim;
 using Engine.Reference;

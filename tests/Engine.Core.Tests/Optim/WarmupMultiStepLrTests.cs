@@ -1,3 +1,4 @@
+// The warm-up multi-step schedule at its boundary iterations.
 using Engine.Nn;
 using Engine.Optim;
 

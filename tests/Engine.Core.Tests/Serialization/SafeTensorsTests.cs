@@ -1,3 +1,4 @@
+// safetensors: round trips, a file built byte by byte from the spec, corrupt files, atomic writes, module checkpoints.
 using System.Buffers.Binary;
 using System.Text;
 using Engine.Nn;
