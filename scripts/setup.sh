@@ -5,7 +5,7 @@
 # Idempotent: a machine that already has everything is left untouched and nothing is downloaded.
 set -euo pipefail
 
-packages=(cmake g++ make libdnnl-dev libturbojpeg0-dev libnvrtc11.2 libnvrtc-builtins11.8)
+packages=(cmake g++ make libdnnl-dev libturbojpeg0-dev libnvrtc11.2 libnvrtc-builtins11.8 time)
 
 missing=()
 for p in "${packages[@]}"; do

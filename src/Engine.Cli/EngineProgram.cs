@@ -53,6 +53,6 @@ public static class EngineProgram
     /// line. Anything else is a bug and keeps its stack trace.</summary>
     private static bool IsUserError(Exception e) =>
         e is ArgumentException or InvalidOperationException or IOException or FormatException
-            or UnauthorizedAccessException or DllNotFoundException or NotSupportedException
+            or UnauthorizedAccessException or DllNotFoundException or NotSupportedException or InvalidDataException
             or System.Text.Json.JsonException;
 }
