@@ -6,5 +6,6 @@ public static class VerbRegistry
     public static readonly Type[] Verbs =
     [
         typeof(Verbs.SelfTestVerb),
+        typeof(Verbs.SynthVerb),
     ];
 }
