@@ -12,7 +12,7 @@ public static unsafe class Jpeg
 {
     /// <summary>Decodes the JPEG file at <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">the file does not exist.</exception>
-    /// <exception cref="TurboJpegException">the file is not a JPEG, or is truncated or corrupt (an IOException).</exception>
+    /// <exception cref="IOException">the file is empty, not a JPEG, truncated or corrupt (TurboJpegException when libturbojpeg says so).</exception>
     public static Image Decode(string path, PixelOrder order = PixelOrder.Rgb)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -25,7 +25,7 @@ public static unsafe class Jpeg
     public static Image Decode(ReadOnlySpan<byte> jpeg, PixelOrder order = PixelOrder.Rgb, string? source = null)
     {
         var context = source is null ? $"JPEG buffer of {jpeg.Length} bytes" : $"'{source}'";
-        if (jpeg.Length == 0) throw new InvalidDataException($"Jpeg.Decode: {context} is empty.");
+        if (jpeg.Length == 0) throw new IOException($"Jpeg.Decode: {context} is empty (0 bytes).");
         using var handle = TurboJpegHandle.CreateDecompressor();
         var raw = handle.DangerousGetHandle();
         fixed (byte* src = jpeg)
@@ -34,7 +34,7 @@ public static unsafe class Jpeg
             TurboJpeg.Check(TurboJpeg.tjDecompressHeader3(raw, src, size, out var width, out var height, out _, out var colorspace),
                 handle, nameof(TurboJpeg.tjDecompressHeader3), context);
             if (width <= 0 || height <= 0)
-                throw new InvalidDataException($"Jpeg.Decode: {context} declares an empty image ({width}×{height}).");
+                throw new IOException($"Jpeg.Decode: {context} is not a valid JPEG: its header declares a {width}×{height} image.");
             const int flags = TurboJpeg.TJFLAG_ACCURATEDCT | TurboJpeg.TJFLAG_STOPONWARNING;
 
             if ((TJCS)colorspace is TJCS.TJCS_CMYK or TJCS.TJCS_YCCK)

@@ -8,12 +8,14 @@
 //      [101, max(101, round(0.4·N))], so with N = 2000 the head class is in 800 of the images.
 //   4. Every count is clamped to N (small N cannot populate every bucket: with N ≤ 100 there are no
 //      frequent classes). If the counts sum to less than N (every image needs an object), the most
-//      frequent classes are raised, one image at a time round-robin, up to N; if they exceed
-//      N·min(maxObjects, K), the most frequent are lowered.
-//   5. Each image gets a number of distinct classes in [1, min(maxObjects, K)]: all start at one and the
-//      remaining Σ counts − N are dealt one by one to random images with room. Classes are then placed in
-//      decreasing count order, each into the images with the most free places (ties broken at random) —
-//      the greedy construction of a bipartite graph with given degrees, which succeeds whenever any does.
+//      frequent class is raised up to N, then the next; if they exceed N·min(maxObjects, K), the most
+//      frequent are lowered the same way (down to 1). The rare classes are touched last.
+//   5. Each image gets a wished-for number of distinct classes in [1, min(maxObjects, K)]: all start at
+//      one and the remaining Σ counts − N are dealt one by one to random images with room. Classes are
+//      then placed in decreasing count order, each into the images furthest below their wish (ties
+//      broken at random). The wish is soft — an image may exceed it, never the cap — so placement cannot
+//      dead-end on an unlucky wish; and an image still empty is always preferred over one at or past its
+//      wish, so every image ends with at least one class.
 namespace Engine.Data.Synthetic;
 
 public static class LongTail
@@ -46,10 +48,18 @@ public static class LongTail
 
         var perImage = Math.Min(maxObjectsPerImage, classes);
         long total = byRank.Sum();
-        for (var i = 0; total < trainImages; i = (i + 1) % classes)
-            if (byRank[i] < trainImages) { byRank[i]++; total++; }
-        for (var i = 0; total > (long)trainImages * perImage; i = (i + 1) % classes)
-            if (byRank[i] > 1) { byRank[i]--; total--; }
+        for (var i = 0; i < classes && total < trainImages; i++)
+        {
+            var add = (int)Math.Min(trainImages - byRank[i], trainImages - total);
+            byRank[i] += add;
+            total += add;
+        }
+        for (var i = 0; i < classes && total > (long)trainImages * perImage; i++)
+        {
+            var cut = (int)Math.Min(byRank[i] - 1, total - (long)trainImages * perImage);
+            byRank[i] -= cut;
+            total -= cut;
+        }
 
         var order = generator.Permutation(classes);
         var counts = new int[classes];
@@ -83,6 +93,7 @@ public static class LongTail
 
         var members = new List<int>[trainImages];
         for (var i = 0; i < trainImages; i++) members[i] = new List<int>(free[i]);
+        // free = wished-for size minus classes placed so far; it may go negative (a soft target), the cap is hard.
         var classOrder = Enumerable.Range(0, classes).OrderByDescending(c => counts[c]).ThenBy(c => c).ToArray();
         var images = Enumerable.Range(0, trainImages).ToArray();
         var keys = new ulong[trainImages];
@@ -90,14 +101,17 @@ public static class LongTail
         {
             for (var i = 0; i < trainImages; i++) keys[i] = generator.NextUInt64();
             Array.Sort(images, (a, b) => free[a] != free[b] ? free[b].CompareTo(free[a]) : keys[a].CompareTo(keys[b]));
-            for (var k = 0; k < counts[c]; k++)
+            var placed = 0;
+            for (var k = 0; k < trainImages && placed < counts[c]; k++)
             {
                 var image = images[k];
-                if (free[image] == 0)
-                    throw new InvalidOperationException($"LongTail.AssignClasses: no room left for class {c} ({counts[c]} images); the counts are not realizable.");
+                if (members[image].Count == perImage) continue;
                 free[image]--;
                 members[image].Add(c);
+                placed++;
             }
+            if (placed < counts[c])
+                throw new InvalidOperationException($"LongTail.AssignClasses: only {placed} of the {counts[c]} images wanted for class {c} have room for another class (at most {perImage} per image).");
         }
 
         var result = new int[trainImages][];
