@@ -129,6 +129,9 @@ public sealed class DataLoader : IDisposable
         }
     }
 
+    /// <summary>The generator that drives the transforms of the sample at stream position <paramref name="position"/>.</summary>
+    public static Generator SampleGenerator(ulong seed, long position) => Seeds.Generator(seed, SampleStream, (ulong)position);
+
     /// <summary>Batches in order until a finite sampler is exhausted (forever for a training sampler).</summary>
     public IEnumerable<ImageBatch> Batches()
     {
@@ -221,7 +224,7 @@ public sealed class DataLoader : IDisposable
             try
             {
                 var image = _readImage(record, Options.DecodeOrder);
-                var generator = Seeds.Generator(Options.Seed, SampleStream, (ulong)positions[k]);
+                var generator = SampleGenerator(Options.Seed, positions[k]);
                 samples[k] = _transforms.Apply(Sample.FromRecord(record, image), generator);
             }
             catch (Exception e)
