@@ -90,6 +90,15 @@ public sealed class DataLoader : IDisposable
     /// <summary>How long the last call to Next waited.</summary>
     public TimeSpan LastWait { get; private set; }
 
+    /// <summary>Dispose has begun: no further batch will be handed out.</summary>
+    internal bool IsClosed
+    {
+        get
+        {
+            lock (_gate) return _disposed;
+        }
+    }
+
     /// <summary>Batches handed out so far.</summary>
     public long BatchesDelivered => Interlocked.Read(ref _nextToConsume);
 

@@ -116,7 +116,10 @@ public class JpegTests
         using var folder = new TempFolder();
         var jpeg = Jpeg.Encode(TestSupport.SmoothImage(g, 64, 64), 95);
         var path = Path.Combine(folder.Path, "truncated.jpg");
-        File.WriteAllBytes(path, jpeg[..(jpeg.Length / 2)]);
+        // Cut halfway through the entropy-coded scan (after the SOS marker FF DA), so the header still parses.
+        var sos = jpeg.AsSpan().IndexOf([(byte)0xFF, (byte)0xDA]);
+        Assert.True(sos > 0, "no SOS marker in the encoded JPEG");
+        File.WriteAllBytes(path, jpeg[..(sos + (jpeg.Length - sos) / 2)]);
         var e = Assert.Throws<TurboJpegException>(() => Jpeg.Decode(path));
         Assert.Contains("truncated.jpg", e.Message);
         Assert.Contains("tjDecompress2", e.Message);

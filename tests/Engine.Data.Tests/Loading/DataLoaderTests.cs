@@ -145,7 +145,8 @@ public class DataLoaderTests
         await Task.Delay(100);
         Assert.False(consumer.IsCompleted);
         var dispose = Task.Run(loader.Dispose);
-        await Task.Delay(50);
+        // Release the workers only once Dispose has closed the loader (it then waits for them), so no batch can slip out.
+        while (!loader.IsClosed) await Task.Delay(5);
         release.Set(); // the workers finish their current sample, see the loader closed, and exit
         await dispose.WaitAsync(TimeSpan.FromSeconds(30));
         await Assert.ThrowsAsync<ObjectDisposedException>(() => consumer.WaitAsync(TimeSpan.FromSeconds(30)));
