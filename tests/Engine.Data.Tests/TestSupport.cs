@@ -64,9 +64,29 @@ public static class TestSupport
 /// <summary>A fresh folder under the system temp folder, deleted on Dispose (or at process exit if never disposed).</summary>
 public sealed class TempFolder : IDisposable
 {
+    private const string Prefix = "engine-data-tests-";
+
+    // The test host may be stopped before ProcessExit handlers finish; folders of earlier runs older than an hour
+    // (no run lasts that long) are removed when the first folder of a run is made.
+    static TempFolder()
+    {
+        try
+        {
+            foreach (var dir in Directory.EnumerateDirectories(System.IO.Path.GetTempPath(), Prefix + "*"))
+                if (DateTime.UtcNow - Directory.GetLastWriteTimeUtc(dir) > TimeSpan.FromHours(1))
+                    Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
     public TempFolder()
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"engine-data-tests-{Guid.NewGuid():N}");
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{Prefix}{Guid.NewGuid():N}");
         Directory.CreateDirectory(Path);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Dispose();
     }
