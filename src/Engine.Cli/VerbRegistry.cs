@@ -7,5 +7,6 @@ public static class VerbRegistry
     [
         typeof(Verbs.SelfTestVerb),
         typeof(Verbs.EvalVerb),
+        typeof(Verbs.SynthVerb),
     ];
 }
