@@ -11,6 +11,8 @@ internal static class Suggestions
         var threshold = Math.Max(2, given.Length / 3);
         return candidates
             .Distinct(StringComparer.Ordinal)
+            // An ancestor of the written path (MODEL.RESNETS for MODEL.RESNETS.DEPHT) is not an alternative to it.
+            .Where(c => !given.StartsWith(c + ".", StringComparison.OrdinalIgnoreCase))
             .Select(c => (Candidate: c, Score: Score(given, givenSegments, c)))
             .Where(x => x.Score <= threshold)
             .OrderBy(x => x.Score).ThenBy(x => Math.Abs(x.Candidate.Length - given.Length)).ThenBy(x => x.Candidate, StringComparer.Ordinal)

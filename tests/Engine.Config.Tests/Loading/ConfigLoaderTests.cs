@@ -177,6 +177,16 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void TextBasesResolveAgainstTheGivenFolder()
+    {
+        using var dir = new TempConfigDir();
+        dir.Write("sub/base.yaml", "SOLVER:\n  GAMMA: 0.3\n");
+        var c = ConfigLoader.LoadText("_base_: sub/base.yaml\nSEED: 2\n", "inline.yaml", baseDirectory: dir.Root);
+        Assert.Equal(0.3, c.Solver.Gamma);
+        Assert.Equal(2, c.Seed);
+    }
+
+    [Fact]
     public void EmptyFileGivesTheDefaults()
     {
         using var dir = new TempConfigDir();
