@@ -13,14 +13,15 @@ thread_local std::string g_last_error;
 extern "C" const char* engine_last_error(void) { return engine::g_last_error.c_str(); }
 
 // 2: conv2d (forward, backward-data, backward-weights), matmul, layout policy, cache statistics.
+// 3: engine_onednn_forget_weights; the tuned layout policy (auto became a fixed rule by geometry).
 extern "C" int32_t engine_native_abi_version(void) { return 3; }
 
 extern "C" int32_t engine_native_max_threads(void) { return omp_get_max_threads(); }
 
 extern "C" engine_status engine_onednn_set_layout_policy(int32_t policy) {
     ENGINE_TRY
-    if (policy < 0 || policy > 2)
-        throw std::invalid_argument("policy " + std::to_string(policy) + " is not 0 (auto), 1 (blocked) or 2 (plain)");
+    if (policy < 0 || policy > 3)
+        throw std::invalid_argument("policy " + std::to_string(policy) + " is not 0 (auto), 1 (blocked), 2 (plain) or 3 (tuned)");
     engine::set_layout_policy(static_cast<engine::LayoutPolicy>(policy));
     ENGINE_CATCH("engine_onednn_set_layout_policy")
 }

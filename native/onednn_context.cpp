@@ -54,6 +54,7 @@ static LayoutPolicy initial_policy() {
     if (env == nullptr) return LayoutPolicy::Auto;
     if (std::strcmp(env, "blocked") == 0) return LayoutPolicy::Blocked;
     if (std::strcmp(env, "plain") == 0) return LayoutPolicy::Plain;
+    if (std::strcmp(env, "tuned") == 0) return LayoutPolicy::Tuned;
     return LayoutPolicy::Auto;
 }
 

@@ -16,7 +16,7 @@
 
 namespace engine {
 
-enum class LayoutPolicy : int32_t { Auto = 0, Blocked = 1, Plain = 2 };
+enum class LayoutPolicy : int32_t { Auto = 0, Blocked = 1, Plain = 2, Tuned = 3 };
 
 struct Counters {
     std::atomic<uint64_t> primitives_created{0};

@@ -12,12 +12,16 @@ namespace Engine.Native;
 /// <summary>Which of oneDNN's routes computes a convolution on NCHW data (engine_onednn_set_layout_policy).</summary>
 public enum OneDnnLayoutPolicy
 {
-    /// <summary>The first call of each geometry times both routes and keeps the faster.</summary>
+    /// <summary>The default: chosen by geometry, identically in every run (plain for 1×1 stride-1
+    /// convolutions, blocked otherwise), so results are reproducible bit for bit.</summary>
     Auto = 0,
     /// <summary>Blocked layouts chosen by oneDNN; activations reordered in and out on every call.</summary>
     Blocked = 1,
     /// <summary>Computation directly on NCHW (GEMM-based); no activation reorders.</summary>
     Plain = 2,
+    /// <summary>The first call of each geometry times both routes and keeps the faster; the choice (and so
+    /// the rounding) can differ between runs.</summary>
+    Tuned = 3,
 }
 
 public static unsafe class OneDnn

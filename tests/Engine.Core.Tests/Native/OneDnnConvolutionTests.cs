@@ -13,7 +13,7 @@ namespace Engine.Tests.Native;
 public class OneDnnConvolutionTests
 {
     public static TheoryData<OneDnnLayoutPolicy> Policies =>
-        [OneDnnLayoutPolicy.Auto, OneDnnLayoutPolicy.Blocked, OneDnnLayoutPolicy.Plain];
+        [OneDnnLayoutPolicy.Auto, OneDnnLayoutPolicy.Blocked, OneDnnLayoutPolicy.Plain, OneDnnLayoutPolicy.Tuned];
 
     [Theory]
     [MemberData(nameof(Policies))]
