@@ -15,7 +15,8 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
         Weight = RegisterBuffer("weight", Tensor.Ones([numFeatures]));
         Bias = RegisterBuffer("bias", Tensor.Zeros([numFeatures]));
         RunningMean = RegisterBuffer("running_mean", Tensor.Zeros([numFeatures]));
-        RunningVar = RegisterBuffer("running_var", Tensor.Ones([numFeatures]));
+        // 1 − eps, as detectron2 initializes it, so that a fresh layer is exactly the identity (scale = 1)
+        RunningVar = RegisterBuffer("running_var", Tensor.Full([numFeatures], 1 - eps));
     }
 
     public int NumFeatures { get; }
