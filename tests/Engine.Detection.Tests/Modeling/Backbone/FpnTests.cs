@@ -1,6 +1,6 @@
 // Tests of src/Engine.Detection/Modeling/Backbone/Fpn.cs and FpnBackbone.cs: the top-down pass (forward and
 // backward) against a double reference on a tiny two-level pyramid, naming and shapes, the size checks, and
-// a finite-difference check that the gradient reaches the image through a slim ResNet-18 + FPN.
+// the image gradient of a slim ResNet-18 + FPN against the chained references and finite differences.
 using Engine.Detection.Modeling.Backbone;
 using Engine.Nn;
 using Engine.Reference;
