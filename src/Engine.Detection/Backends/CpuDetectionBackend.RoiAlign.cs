@@ -16,14 +16,15 @@
 // that level and image, in their original order, so the plane stays in cache, the backward needs no atomics, and
 // the gradient is bit-identical from run to run whatever the thread count.
 using System.Numerics;
-using System.Runtime.InteropServices;
-using System.Numerics.Tensors;
 
 namespace Engine.Detection;
 
 public sealed unsafe partial class CpuDetectionBackend
 {
     private static readonly int Lanes = Vector<float>.Count;
+
+    /// <summary>Channels per task: 8 planes of a 100×167 map (0.5 MB) stay in a core's L2 while all their RoIs are pooled.</summary>
+    private const int ChannelBlock = 8;
 
     /// <summary>Per-RoI sampling plan: the rows and columns of its level's planes it reads, with their weights.</summary>
     private sealed class RoiPlan
@@ -209,58 +210,102 @@ public sealed unsafe partial class CpuDetectionBackend
         var (plans, groups) = PlanAll(geometry, features, rois, levels, "RoiAlign");
         var maxCols = plans.Max(p => p.NColsPad);
         var basePtrs = features.Select(f => (IntPtr)f.Data<float>()).ToArray();
+        var limits = features.Select(f => (IntPtr)(f.Data<float>() + f.Numel)).ToArray();
         var po = output.Data<float>();
 
-        // tasks: (group, channel, RoI chunk); groups with many RoIs are split when there are few planes to share out
-        var tasks = new List<(int Group, int Channel, int From, int To)>();
-        var planes = groups.Count(x => x.Length > 0) * (long)c;
-        var chunk = planes >= 4L * Environment.ProcessorCount ? int.MaxValue : Math.Max(16, r / (4 * Environment.ProcessorCount) + 1);
+        // tasks: (group, block of channels, RoI chunk); groups with many RoIs are split when there are few tasks to share out
+        var blocks = (c + ChannelBlock - 1) / ChannelBlock;
+        var tasks = new List<(int Group, int Block, int From, int To)>();
+        var work = groups.Count(x => x.Length > 0) * (long)blocks;
+        var chunk = work >= 4L * Environment.ProcessorCount ? int.MaxValue : Math.Max(16, r / (4 * Environment.ProcessorCount) + 1);
         for (var gi = 0; gi < groups.Length; gi++)
-            for (var ch = 0; ch < c; ch++)
+            for (var cb = 0; cb < blocks; cb++)
                 for (var from = 0; from < groups[gi].Length; from += chunk)
-                    tasks.Add((gi, ch, from, (int)Math.Min(groups[gi].Length, (long)from + chunk)));
+                    tasks.Add((gi, cb, from, (int)Math.Min(groups[gi].Length, (long)from + chunk)));
 
         Parallel.For(0, tasks.Count, ParallelFor(tasks.Count), () => new float[maxCols + pwPad], (t, _, scratch) =>
         {
-            var (gi, ch, from, to) = tasks[t];
+            var (gi, cb, from, to) = tasks[t];
             var level = gi / n;
             var b = gi % n;
             var (h, w) = (features[level].Size(2), features[level].Size(3));
-            var plane = (float*)basePtrs[level] + ((long)b * c + ch) * h * w;
+            var (c0, c1) = (cb * ChannelBlock, Math.Min(c, (cb + 1) * ChannelBlock));
+            var planes = (float*)basePtrs[level] + (long)b * c * h * w;
+            var limit = (float*)limits[level];
             for (var k = from; k < to; k++)
             {
                 var ri = groups[gi][k];
-                ForwardOne(plans[ri], plane, w, po + ((long)ri * c + ch) * ph * pw, ph, pw, pwPad, scratch);
+                // consecutive channels of one RoI: the output is written in one contiguous run per task and RoI
+                for (var ch = c0; ch < c1; ch++)
+                    ForwardOne(plans[ri], planes + (long)ch * h * w, w, po + ((long)ri * c + ch) * ph * pw, ph, pw, pwPad, scratch, limit);
             }
             return scratch;
         }, _ => { });
     }
 
-    private static void ForwardOne(RoiPlan p, float* plane, int width, float* dst, int ph, int pw, int pwPad, float[] scratch)
+    /// <summary>One RoI, one channel: dst (Ph × Pw) from one feature plane. limit: end of the feature tensor, so that
+    /// whole-vector reads past the RoI's last column stay inside it (the extra lanes are never used).</summary>
+    private static void ForwardOne(RoiPlan p, float* plane, int width, float* dst, int ph, int pw, int pwPad, float[] scratch, float* limit)
     {
-        var s = scratch.AsSpan(0, p.NCols);
-        var acc = MemoryMarshal.Cast<float, Vector<float>>(scratch.AsSpan(p.NColsPad, pwPad));
-        var axT = MemoryMarshal.Cast<float, Vector<float>>(p.AxT.AsSpan());
+        var nCols = p.NCols;
+        var nVec = p.NColsPad / Lanes;
         var vecPerCol = pwPad / Lanes;
-        for (var y = 0; y < ph; y++)
+        fixed (float* sp = scratch, axT = p.AxT, rw = p.RowWeights)
+        fixed (int* rows = p.Rows, touched = p.TouchedCols, rowStart = p.RowStart)
         {
-            acc.Clear();
-            var (k0, k1) = (p.RowStart[y], p.RowStart[y + 1]);
-            if (k1 > k0)
+            var result = sp + p.NColsPad; // pwPad floats after S
+            var nTouched = p.TouchedCols.Length;
+            var lastRow = p.Rows.Length == 0 ? 0 : p.Rows[^1];
+            var wide = plane + (long)lastRow * width + p.Col0 + p.NColsPad <= limit;
+            for (var y = 0; y < ph; y++)
             {
-                // S = Σ_rows w · F[row, Col0 .. Col0 + NCols)
-                var first = new ReadOnlySpan<float>(plane + (long)p.Rows[k0] * width + p.Col0, p.NCols);
-                TensorPrimitives.Multiply(first, p.RowWeights[k0], s);
-                for (var k = k0 + 1; k < k1; k++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(plane + (long)p.Rows[k] * width + p.Col0, p.NCols), p.RowWeights[k], s, s);
-                // out[y, :] = Σ_x S[x] · Ax[:, x]
-                foreach (var j in p.TouchedCols)
+                var (k0, k1) = (rowStart[y], rowStart[y + 1]);
+                if (k1 == k0)
                 {
-                    var sj = new Vector<float>(s[j]);
-                    for (var v = 0; v < vecPerCol; v++) acc[v] += sj * axT[j * vecPerCol + v];
+                    new Span<float>(dst + (long)y * pw, pw).Clear();
+                    continue;
                 }
+                // S[x] = Σ_rows w · F[row, Col0 + x], one register accumulator per vector of columns
+                if (wide)
+                    for (var jv = 0; jv < nVec; jv++)
+                    {
+                        var j = jv * Lanes;
+                        var acc = new Vector<float>(rw[k0]) * Vector.Load(plane + (long)rows[k0] * width + p.Col0 + j);
+                        for (var k = k0 + 1; k < k1; k++)
+                            acc += new Vector<float>(rw[k]) * Vector.Load(plane + (long)rows[k] * width + p.Col0 + j);
+                        acc.Store(sp + j);
+                    }
+                else
+                    for (var j = 0; j < nCols; j++)
+                    {
+                        var acc = 0f;
+                        for (var k = k0; k < k1; k++) acc += rw[k] * plane[(long)rows[k] * width + p.Col0 + j];
+                        sp[j] = acc;
+                    }
+                // out[y, :] = Σ_x S[x] · Ax[:, x]
+                if (vecPerCol == 1)
+                {
+                    Vector<float> a0 = Vector<float>.Zero, a1 = Vector<float>.Zero; // two chains hide the FMA latency
+                    var t = 0;
+                    for (; t + 1 < nTouched; t += 2)
+                    {
+                        var (j0, j1) = (touched[t], touched[t + 1]);
+                        a0 += new Vector<float>(sp[j0]) * Vector.Load(axT + (long)j0 * pwPad);
+                        a1 += new Vector<float>(sp[j1]) * Vector.Load(axT + (long)j1 * pwPad);
+                    }
+                    if (t < nTouched) a0 += new Vector<float>(sp[touched[t]]) * Vector.Load(axT + (long)touched[t] * pwPad);
+                    (a0 + a1).Store(result);
+                }
+                else
+                    for (var v = 0; v < vecPerCol; v++)
+                    {
+                        var a = Vector<float>.Zero;
+                        for (var t = 0; t < nTouched; t++)
+                            a += new Vector<float>(sp[touched[t]]) * Vector.Load(axT + (long)touched[t] * pwPad + v * Lanes);
+                        a.Store(result + v * Lanes);
+                    }
+                new Span<float>(result, pw).CopyTo(new Span<float>(dst + (long)y * pw, pw));
             }
-            MemoryMarshal.Cast<Vector<float>, float>(acc)[..pw].CopyTo(new Span<float>(dst + (long)y * pw, pw));
         }
     }
 
@@ -276,53 +321,85 @@ public sealed unsafe partial class CpuDetectionBackend
         var basePtrs = gradFeatures.Select(f => f is null ? IntPtr.Zero : (IntPtr)f.Data<float>()).ToArray();
         float* pg = r == 0 ? null : gradOutput.Data<float>();
 
-        // one task per plane (level, image, channel); it zeroes the plane, then adds its RoIs in order
-        var tasks = new List<(int Group, int Channel)>();
+        // one task per block of planes (level, image, channels c0..c1): it zeroes them, then adds its RoIs in order
+        var blocks = (c + ChannelBlock - 1) / ChannelBlock;
+        var tasks = new List<(int Group, int Block)>();
         for (var gi = 0; gi < groups.Length; gi++)
             if (basePtrs[gi / n] != IntPtr.Zero)
-                for (var ch = 0; ch < c; ch++) tasks.Add((gi, ch));
+                for (var cb = 0; cb < blocks; cb++) tasks.Add((gi, cb));
 
         Parallel.For(0, tasks.Count, ParallelFor(tasks.Count), () => new float[maxCols], (t, _, v) =>
         {
-            var (gi, ch) = tasks[t];
+            var (gi, cb) = tasks[t];
             var level = gi / n;
             var b = gi % n;
             var (h, w) = (gradFeatures[level]!.Size(2), gradFeatures[level]!.Size(3));
-            var plane = (float*)basePtrs[level] + ((long)b * c + ch) * h * w;
-            new Span<float>(plane, h * w).Clear();
+            var (c0, c1) = (cb * ChannelBlock, Math.Min(c, (cb + 1) * ChannelBlock));
+            var planes = (float*)basePtrs[level] + (long)b * c * h * w;
+            new Span<float>(planes + (long)c0 * h * w, (c1 - c0) * h * w).Clear();
+            var ownedEnd = planes + (long)c1 * h * w;
             foreach (var ri in groups[gi])
-                BackwardOne(plans[ri], plane, w, pg + ((long)ri * c + ch) * ph * pw, ph, pw, v);
+                for (var ch = c0; ch < c1; ch++)
+                    BackwardOne(plans[ri], planes + (long)ch * h * w, w, pg + ((long)ri * c + ch) * ph * pw, ph, pw, v, ownedEnd);
             return v;
         }, _ => { });
     }
 
-    private static void BackwardOne(RoiPlan p, float* plane, int width, float* g, int ph, int pw, float[] scratch)
+    /// <summary>One RoI, one channel: adds its gradient g (Ph × Pw) into one gradient plane. ownedEnd: end of the planes
+    /// this task owns; a whole-vector read-modify-write that would cross it falls back to scalars.</summary>
+    private static void BackwardOne(RoiPlan p, float* plane, int width, float* g, int ph, int pw, float[] scratch, float* ownedEnd)
     {
         if (p.NCols == 0) return;
-        var v = scratch.AsSpan(0, p.NColsPad);
-        var vv = MemoryMarshal.Cast<float, Vector<float>>(v);
-        var ax = MemoryMarshal.Cast<float, Vector<float>>(p.Ax.AsSpan());
-        var vecPerRow = p.NColsPad / Lanes;
-        for (var y = 0; y < ph; y++)
+        var nCols = p.NCols;
+        var nVec = p.NColsPad / Lanes;
+        var stride = p.NColsPad;
+        var lastStart = (nVec - 1) * Lanes;
+        var tailMask = Vector.LessThan(LaneIndex, new Vector<int>(nCols - lastStart)).As<int, float>();
+        var lastRow = p.Rows.Length == 0 ? 0 : p.Rows[^1];
+        var wide = plane + (long)lastRow * width + p.Col0 + stride <= ownedEnd;
+        fixed (float* v = scratch, ax = p.Ax, rw = p.RowWeights)
+        fixed (int* rows = p.Rows, rowStart = p.RowStart, range = p.AxRange)
         {
-            var (k0, k1) = (p.RowStart[y], p.RowStart[y + 1]);
-            if (k1 == k0) continue;
-            // V = Σ_pw g[y, pw] · Ax[pw, :]
-            v.Clear();
-            for (var x = 0; x < pw; x++)
+            for (var y = 0; y < ph; y++)
             {
-                var gx = new Vector<float>(g[y * pw + x]);
-                var (j0, j1) = (p.AxRange[2 * x] / Lanes, p.AxRange[2 * x + 1] / Lanes);
-                for (var j = j0; j < j1; j++) vv[j] += gx * ax[x * vecPerRow + j];
-            }
-            // F_grad[row, Col0 ..] += w · V
-            var vs = v[..p.NCols];
-            for (var k = k0; k < k1; k++)
-            {
-                var row = new Span<float>(plane + (long)p.Rows[k] * width + p.Col0, p.NCols);
-                TensorPrimitives.MultiplyAdd(vs, p.RowWeights[k], row, row);
+                var (k0, k1) = (rowStart[y], rowStart[y + 1]);
+                if (k1 == k0) continue;
+                // V = Σ_pw g[y, pw] · Ax[pw, :], per vector of columns over the pw whose nonzero span covers it
+                for (var jv = 0; jv < nVec; jv++)
+                {
+                    var j = jv * Lanes;
+                    var acc = Vector<float>.Zero;
+                    for (var x = 0; x < pw; x++)
+                        if (j >= range[2 * x] && j < range[2 * x + 1])
+                            acc += new Vector<float>(g[y * pw + x]) * Vector.Load(ax + (long)x * stride + j);
+                    acc.Store(v + j);
+                }
+                // F_grad[row, Col0 ..] += w · V
+                for (var k = k0; k < k1; k++)
+                {
+                    var dst = plane + (long)rows[k] * width + p.Col0;
+                    var wv = new Vector<float>(rw[k]);
+                    if (wide)
+                    {
+                        for (var j = 0; j < lastStart; j += Lanes)
+                            (Vector.Load(dst + j) + wv * Vector.Load(v + j)).Store(dst + j);
+                        var old = Vector.Load(dst + lastStart);
+                        Vector.ConditionalSelect(tailMask, old + wv * Vector.Load(v + lastStart), old).Store(dst + lastStart);
+                    }
+                    else
+                        for (var j = 0; j < nCols; j++) dst[j] += rw[k] * v[j];
+                }
             }
         }
+    }
+
+    private static readonly Vector<int> LaneIndex = CreateLaneIndex();
+
+    private static Vector<int> CreateLaneIndex()
+    {
+        var lanes = new int[Vector<int>.Count];
+        for (var i = 0; i < lanes.Length; i++) lanes[i] = i;
+        return new Vector<int>(lanes);
     }
 
     private static ParallelOptions ParallelFor(int tasks) =>

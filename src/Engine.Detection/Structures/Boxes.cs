@@ -51,9 +51,21 @@ public static class Boxes
     {
         Check(boxes, "Boxes.Clip");
         if (height < 0 || width < 0) throw new ArgumentException($"Boxes.Clip: image size {height}×{width} must not be negative.");
-        using var limits = Tensor.From<float>([width, height, width, height], [4], boxes.Device);
-        using var low = boxes.Clamp(min: 0);
-        return low.Minimum(limits);
+        // one clamp per coordinate (torch.clamp semantics: the gradient passes where 0 ≤ v ≤ limit)
+        var columns = new Tensor[4];
+        try
+        {
+            for (var k = 0; k < 4; k++)
+            {
+                using var column = boxes.Select(1, k);
+                columns[k] = column.Clamp(0, k % 2 == 0 ? width : height);
+            }
+            return Tensor.Stack(columns, 1);
+        }
+        finally
+        {
+            foreach (var t in columns) t?.Dispose();
+        }
     }
 
     /// <summary>uint8 (R): 1 where width > threshold and height > threshold.</summary>
