@@ -7,7 +7,15 @@ namespace Engine.Autograd;
 /// <summary>Where the gradient of one input goes: the node that produced it, or a leaf to accumulate into.</summary>
 internal readonly record struct Edge(Node? Fn, Tensor? Leaf);
 
-internal sealed class Node
+/// <summary>What a backward closure may keep from the forward pass: private aliases of tensors, checked for
+/// in-place modification before backward runs.</summary>
+public interface ISavedTensors
+{
+    /// <summary>Keeps <paramref name="t"/> for backward; use the returned alias in the closure.</summary>
+    Tensor Save(Tensor t);
+}
+
+internal sealed class Node : ISavedTensors
 {
     private static long _nextSequence;
     private Func<Tensor, Tensor?[]>? _backward;
@@ -32,7 +40,7 @@ internal sealed class Node
 
     internal void SetBackward(Func<Tensor, Tensor?[]> backward) => _backward = backward;
 
-    internal Tensor Save(Tensor t)
+    public Tensor Save(Tensor t)
     {
         var alias = t.Alias();
         (_saved ??= []).Add((alias, t.Storage.Version));

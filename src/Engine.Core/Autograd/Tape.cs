@@ -10,6 +10,16 @@ namespace Engine.Autograd;
 
 public static class Tape
 {
+    /// <summary>True when grad mode is on and some input requires grad: the condition for recording an op.</summary>
+    public static bool IsNeededFor(params ReadOnlySpan<Tensor> inputs) => IsNeeded(inputs);
+
+    /// <summary>Records an op defined outside Engine.Core (detection ops, long-tail losses) with its hand-written
+    /// backward. <paramref name="build"/> runs now: it saves what backward needs through the ISavedTensors it is
+    /// given and returns the backward closure, which maps the output gradient to one gradient (or null) per input
+    /// and must dispose its own temporaries.</summary>
+    public static void RecordCustom(Tensor output, string op, ReadOnlySpan<Tensor> inputs, Func<ISavedTensors, Func<Tensor, Tensor?[]>> build) =>
+        Record(output, op, inputs, node => build(node));
+
     internal static bool IsNeeded(Tensor a) => GradMode.IsEnabled && a.RequiresGrad;
     internal static bool IsNeeded(Tensor a, Tensor b) => GradMode.IsEnabled && (a.RequiresGrad || b.RequiresGrad);
 

@@ -1,13 +1,7 @@
-// Records detection ops (ROIAlign) on Engine.Core's autograd tape. Engine.Core keeps its tape API
-// (Tape.Record, Node.Save) internal and offers no public way to add an op with a hand-written backward, so
-// this class binds to those two members once, through DynamicMethod stubs that skip visibility checks,
-// and exposes them with plain public types. Everything else about the op (saving tensors through the node
-// so that the caller may dispose the forward tensors, returning fresh gradients) follows the pattern of
-// Engine.Core's own ops. When Engine.Core exposes the tape (a public custom-op entry point, or
-// InternalsVisibleTo for this assembly), the two stubs become direct calls and nothing else changes.
-using System.Reflection;
-using System.Reflection.Emit;
-
+// Records detection ops (ROIAlign, box deltas) on Engine.Core's autograd tape through its public
+// custom-op entry point, following the pattern of Engine.Core's own ops: tensors needed by backward are
+// saved through the node (so the caller may dispose the forward tensors), and backward returns fresh
+// gradients.
 namespace Engine.Detection.Autograd;
 
 /// <summary>Saves a tensor on the node being recorded and returns the alias the backward closure must use.</summary>
@@ -15,76 +9,9 @@ public delegate Tensor SaveForBackward(Tensor t);
 
 public static class TapeBridge
 {
-    private delegate void RecordStub(Tensor output, string op, Tensor[] inputs, Delegate build);
-
-    private delegate Tensor SaveStub(object node, Tensor t);
-
-    private static readonly Lazy<(RecordStub Record, SaveStub Save, Type BuildType)> Stubs = new(Bind);
-
     /// <summary>True when grad mode is on and some input requires grad.</summary>
-    public static bool IsNeeded(params ReadOnlySpan<Tensor> inputs)
-    {
-        if (!GradMode.IsEnabled) return false;
-        foreach (var t in inputs)
-            if (t.RequiresGrad) return true;
-        return false;
-    }
+    public static bool IsNeeded(params ReadOnlySpan<Tensor> inputs) => Engine.Autograd.Tape.IsNeededFor(inputs);
 
-    /// <summary>Links <paramref name="output"/> to <paramref name="inputs"/>. <paramref name="build"/> runs now: it saves
-    /// what the backward needs through the given saver and returns the backward closure (output gradient → one
-    /// gradient or null per input).</summary>
-    public static void Record(Tensor output, string op, Tensor[] inputs, Func<SaveForBackward, Func<Tensor, Tensor?[]>> build)
-    {
-        var (record, save, buildType) = Stubs.Value;
-        var adapter = new BuildAdapter(build, save);
-        // Func<Node, ...> bound to a method taking object: delegate parameter contravariance for reference types
-        var typed = Delegate.CreateDelegate(buildType, adapter, BuildAdapter.InvokeMethod);
-        record(output, op, inputs, typed);
-    }
-
-    private sealed class BuildAdapter(Func<SaveForBackward, Func<Tensor, Tensor?[]>> build, SaveStub save)
-    {
-        public static readonly MethodInfo InvokeMethod = typeof(BuildAdapter).GetMethod(nameof(Invoke))!;
-
-        public Func<Tensor, Tensor?[]> Invoke(object node) => build(t => save(node, t));
-    }
-
-    private static (RecordStub, SaveStub, Type) Bind()
-    {
-        var core = typeof(Tensor).Assembly;
-        var tape = core.GetType("Engine.Autograd.Tape");
-        var node = core.GetType("Engine.Autograd.Node");
-        const BindingFlags any = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance;
-        var recordMethod = tape?.GetMethods(any).FirstOrDefault(m => m.Name == "Record" && m.GetParameters().Length == 4);
-        var saveMethod = node?.GetMethod("Save", any, [typeof(Tensor)]);
-        if (node is null || recordMethod is null || saveMethod is null)
-            throw new InvalidOperationException(
-                "Detection autograd: Engine.Core's tape (Engine.Autograd.Tape.Record(Tensor, string, ReadOnlySpan<Tensor>, Func<Node, ...>) " +
-                "and Node.Save(Tensor)) was not found; this build of Engine.Detection does not match Engine.Core. Rebuild both from one checkout.");
-        var buildType = recordMethod.GetParameters()[3].ParameterType;
-
-        // (output, op, Tensor[] inputs, Delegate build) => Tape.Record(output, op, new ReadOnlySpan<Tensor>(inputs), (Func<Node, ...>)build)
-        var rec = new DynamicMethod("DetectionTapeRecord", typeof(void), [typeof(Tensor), typeof(string), typeof(Tensor[]), typeof(Delegate)],
-            typeof(TapeBridge).Module, skipVisibility: true);
-        var il = rec.GetILGenerator();
-        il.Emit(OpCodes.Ldarg_0);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldarg_2);
-        il.Emit(OpCodes.Newobj, typeof(ReadOnlySpan<Tensor>).GetConstructor([typeof(Tensor[])])!);
-        il.Emit(OpCodes.Ldarg_3);
-        il.Emit(OpCodes.Castclass, buildType);
-        il.Emit(OpCodes.Call, recordMethod);
-        il.Emit(OpCodes.Ret);
-
-        // (object node, Tensor t) => ((Node)node).Save(t)
-        var sv = new DynamicMethod("DetectionTapeSave", typeof(Tensor), [typeof(object), typeof(Tensor)], typeof(TapeBridge).Module, skipVisibility: true);
-        il = sv.GetILGenerator();
-        il.Emit(OpCodes.Ldarg_0);
-        il.Emit(OpCodes.Castclass, node);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Callvirt, saveMethod);
-        il.Emit(OpCodes.Ret);
-
-        return ((RecordStub)rec.CreateDelegate(typeof(RecordStub)), (SaveStub)sv.CreateDelegate(typeof(SaveStub)), buildType);
-    }
+    public static void Record(Tensor output, string op, Tensor[] inputs, Func<SaveForBackward, Func<Tensor, Tensor?[]>> build) =>
+        Engine.Autograd.Tape.RecordCustom(output, op, inputs, saved => build(saved.Save));
 }
