@@ -2,6 +2,8 @@
 // FCBL with its margins and hard-negative mask, and FCBL's confusion update. BCE is softplus(t) − y·t with
 // softplus(t) = max(t, 0) + log(1 + e^−|t|), which never overflows (section 0.1).
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Engine.LongTail;
 
@@ -27,11 +29,8 @@ public sealed unsafe partial class CpuLongTailBackend
 
         ForEachChunk(n, 12L * k, (c, from, to) =>
         {
-            var sp = Rent(k);
-            var sig = Rent(k);
-            var spRow = sp.AsSpan(0, k);
-            var sigRow = sig.AsSpan(0, k);
-            float[]? accPos = null, accNeg = null;
+            float[]? accNeg = null;
+            float[]? accPos = null;
             if (stats)
             {
                 accPos = partialPos![c] = new float[k];
@@ -43,29 +42,23 @@ public sealed unsafe partial class CpuLongTailBackend
                 var g = new Span<float>(grad + (long)i * k, k);
                 var label = y[i];
                 var negW = new ReadOnlySpan<float>(label < numForeground ? nwf : nwb, k);
-                Softplus(t, spRow, sigRow);
-                TensorPrimitives.Sigmoid(t, sigRow);
-                var rl = TensorPrimitives.Dot(negW, spRow);
-                TensorPrimitives.Multiply(sigRow, negW, g);
-                if (stats) TensorPrimitives.Add(accNeg!, g, accNeg!);
-                TensorPrimitives.Multiply(g, s, g);
+                var rl = BceRow(t, negW, s, g, accNeg);
                 if (label < k)
                 {
                     // the positive column: weight pw instead of the negative weight, target 1
                     var j = (int)label;
-                    rl += pw[j] * (spRow[j] - t[j]) - negW[j] * spRow[j];
-                    var positive = pw[j] * (sigRow[j] - 1f);
+                    var (sp, sig) = ScalarSoftplusSigmoid(t[j]);
+                    rl += pw[j] * (sp - t[j]) - negW[j] * sp;
+                    var positive = pw[j] * (sig - 1f);
                     g[j] = s * positive;
                     if (stats)
                     {
-                        accNeg![j] -= negW[j] * sigRow[j];
+                        accNeg![j] -= negW[j] * sig;
                         accPos![j] -= positive;
                     }
                 }
                 loss[i] = rl;
             }
-            Return(sp);
-            Return(sig);
         });
 
         if (!stats) return;
@@ -84,15 +77,59 @@ public sealed unsafe partial class CpuLongTailBackend
         }
     }
 
-    /// <summary>softplus(t) into <paramref name="sp"/> (scratch: <paramref name="tmp"/>), as max(t, 0) + log(1 + e^−|t|).</summary>
-    private static void Softplus(ReadOnlySpan<float> t, Span<float> sp, Span<float> tmp)
+    /// <summary>One row of weighted BCE against an all-zero target, in one vectorized pass: returns Σ_j w_j·softplus(t_j)
+    /// and writes g_j = scale·w_j·σ(t_j); when <paramref name="accumulate"/> is given, w_j·σ(t_j) is added to it.
+    /// Both functions come from one e = exp(−|t|): softplus = max(t, 0) + log(1 + e), σ = 1/(1 + e) for t ≥ 0, e/(1 + e) else.</summary>
+    private static float BceRow(ReadOnlySpan<float> t, ReadOnlySpan<float> w, float scale, Span<float> g, Span<float> accumulate)
     {
-        TensorPrimitives.Abs(t, tmp);
-        TensorPrimitives.Negate(tmp, tmp);
-        TensorPrimitives.Exp(tmp, tmp);
-        TensorPrimitives.LogP1(tmp, tmp);
-        TensorPrimitives.Max(t, 0f, sp);
-        TensorPrimitives.Add(sp, tmp, sp);
+        var n = t.Length;
+        var j = 0;
+        var sum = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        {
+            ref var rt = ref MemoryMarshal.GetReference(t);
+            ref var rw = ref MemoryMarshal.GetReference(w);
+            ref var rg = ref MemoryMarshal.GetReference(g);
+            var acc = Vector256<float>.Zero;
+            var sv = Vector256.Create(scale);
+            var one = Vector256<float>.One;
+            var hasAcc = !accumulate.IsEmpty;
+            for (; j <= n - Vector256<float>.Count; j += Vector256<float>.Count)
+            {
+                var x = Vector256.LoadUnsafe(ref rt, (nuint)j);
+                var wv = Vector256.LoadUnsafe(ref rw, (nuint)j);
+                var e = Vector256.Exp(-Vector256.Abs(x));
+                var onePlus = one + e;
+                var sp = Vector256.Max(x, Vector256<float>.Zero) + Vector256.Log(onePlus);
+                var r = one / onePlus;
+                var sig = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256<float>.Zero), r, e * r);
+                acc += wv * sp;
+                var ws = wv * sig;
+                if (hasAcc)
+                {
+                    ref var ra = ref MemoryMarshal.GetReference(accumulate);
+                    (Vector256.LoadUnsafe(ref ra, (nuint)j) + ws).StoreUnsafe(ref ra, (nuint)j);
+                }
+                (ws * sv).StoreUnsafe(ref rg, (nuint)j);
+            }
+            sum = Vector256.Sum(acc);
+        }
+        for (; j < n; j++)
+        {
+            var (sp, sig) = ScalarSoftplusSigmoid(t[j]);
+            sum += w[j] * sp;
+            var ws = w[j] * sig;
+            if (!accumulate.IsEmpty) accumulate[j] += ws;
+            g[j] = scale * ws;
+        }
+        return sum;
+    }
+
+    private static (float Softplus, float Sigmoid) ScalarSoftplusSigmoid(float t)
+    {
+        var e = MathF.Exp(-MathF.Abs(t));
+        var onePlus = 1f + e;
+        return (MathF.Max(t, 0f) + MathF.Log(onePlus), t >= 0 ? 1f / onePlus : e / onePlus);
     }
 
     public void Fcbl(Tensor logits, Tensor labels, Tensor confusion, Tensor counts, double alpha, double probThreshold, bool reweight,
@@ -112,34 +149,45 @@ public sealed unsafe partial class CpuLongTailBackend
         if (alpha != 0)
         {
             var a = confusion.Data<float>();
-            var cnt = counts.Data<float>();
+            var distinct = new List<int>();
             for (var i = 0; i < n; i++)
-            {
-                var label = y[i];
-                if (label >= c || margins.ContainsKey(label)) continue;
-                var row = new float[k];
-                var yy = (int)label;
-                var ny = Math.Max((double)cnt[yy], 1);
-                for (var j = 0; j < c; j++)
+                if (y[i] < c && !margins.ContainsKey(y[i]))
                 {
-                    if (j == yy) continue;
-                    var kyj = Math.Max(a[(long)yy * c + j] / ny, 1e-3);
-                    var kjy = Math.Max(a[(long)j * c + yy] / Math.Max((double)cnt[j], 1), 1e-3);
-                    row[j] = (float)(alpha * (Math.Log(kyj) - Math.Log(kjy)));
+                    margins[y[i]] = new float[k];
+                    distinct.Add((int)y[i]);
                 }
-                margins[label] = row;
-            }
+            var clamped = new float[c];
+            TensorPrimitives.Max(new ReadOnlySpan<float>(counts.Data<float>(), c), 1f, clamped);
+            ForEachChunk(distinct.Count, 8L * c, (_, from, to) =>
+            {
+                var column = Rent(c);
+                var col = column.AsSpan(0, c);
+                for (var d = from; d < to; d++)
+                {
+                    var yy = distinct[d];
+                    var row = margins[yy].AsSpan(0, c);
+                    // ln max(K[y][j], 1e-3) along the contiguous row y of A
+                    TensorPrimitives.Divide(new ReadOnlySpan<float>(a + (long)yy * c, c), clamped[yy], row);
+                    TensorPrimitives.Max(row, 1e-3f, row);
+                    TensorPrimitives.Log(row, row);
+                    // ln max(K[j][y], 1e-3) down column y of A
+                    for (var j = 0; j < c; j++) col[j] = a[(long)j * c + yy];
+                    TensorPrimitives.Divide(col, clamped, col);
+                    TensorPrimitives.Max(col, 1e-3f, col);
+                    TensorPrimitives.Log(col, col);
+                    TensorPrimitives.Subtract(row, col, row);
+                    TensorPrimitives.Multiply(row, (float)alpha, row);
+                    row[yy] = 0;
+                }
+                Return(column);
+            });
         }
 
         ForEachChunk(n, 16L * k, (_, from, to) =>
         {
             var shifted = Rent(k);
-            var sp = Rent(k);
-            var sig = Rent(k);
             var mask = Rent(k);
             var tRow = shifted.AsSpan(0, k);
-            var spRow = sp.AsSpan(0, k);
-            var sigRow = sig.AsSpan(0, k);
             var maskRow = mask.AsSpan(0, k);
             for (var i = from; i < to; i++)
             {
@@ -154,29 +202,40 @@ public sealed unsafe partial class CpuLongTailBackend
                 if (positive && reweight)
                 {
                     // π_C = σ(z_C), π_j = σ(z_j)·(1 − π_C); keep j when π_j ≥ π_y or π_j ≥ τ (so ω_y = 1), and always C
-                    TensorPrimitives.Sigmoid(raw, sigRow);
-                    var piBg = sigRow[c];
-                    var fg = sigRow[..c];
-                    TensorPrimitives.Multiply(fg, 1f - piBg, fg);
+                    var fg = maskRow[..c];
+                    TensorPrimitives.Sigmoid(raw[..c], fg);
+                    var notBg = 1f - ScalarSoftplusSigmoid(raw[c]).Sigmoid;
+                    TensorPrimitives.Multiply(fg, notBg, fg);
                     var bar = MathF.Min(fg[label], tau);
-                    for (var j = 0; j < c; j++) maskRow[j] = fg[j] >= bar ? 1f : 0f;
+                    KeepAtLeast(fg, bar);
                 }
 
-                Softplus(tRow, spRow, sigRow);
-                TensorPrimitives.Sigmoid(tRow, sigRow);
-                var rl = TensorPrimitives.Dot(maskRow, spRow);
-                TensorPrimitives.Multiply(sigRow, maskRow, g);
-                TensorPrimitives.Multiply(g, s, g);
-                // the target column (the background column for a background row): ω = 1 there
+                var rl = BceRow(tRow, maskRow, s, g, default);
+                // the target column (the background column for a background row): ω = 1 there, BCE(t, 1) = softplus(t) − t
                 rl -= tRow[label];
-                g[label] = s * (sigRow[label] - 1f);
+                g[label] = s * (ScalarSoftplusSigmoid(tRow[label]).Sigmoid - 1f);
                 loss[i] = rl;
             }
             Return(shifted);
-            Return(sp);
-            Return(sig);
             Return(mask);
         });
+    }
+
+    /// <summary>v_j ← 1 where v_j ≥ bar, else 0, in place.</summary>
+    private static void KeepAtLeast(Span<float> v, float bar)
+    {
+        var j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref var r = ref MemoryMarshal.GetReference(v);
+            var b = Vector256.Create(bar);
+            for (; j <= v.Length - Vector256<float>.Count; j += Vector256<float>.Count)
+            {
+                var x = Vector256.LoadUnsafe(ref r, (nuint)j);
+                Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, b), Vector256<float>.One, Vector256<float>.Zero).StoreUnsafe(ref r, (nuint)j);
+            }
+        }
+        for (; j < v.Length; j++) v[j] = v[j] >= bar ? 1f : 0f;
     }
 
     public void AccumulateConfusion(Tensor logits, Tensor labels, Tensor confusion, Tensor counts)

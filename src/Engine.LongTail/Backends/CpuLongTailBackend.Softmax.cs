@@ -7,6 +7,30 @@ namespace Engine.LongTail;
 
 public sealed unsafe partial class CpuLongTailBackend
 {
+    public void SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor weight, double scale, Tensor rowLoss, Tensor gradLogits)
+    {
+        var (n, k) = (logits.Size(0), logits.Size(1));
+        var z = logits.Data<float>();
+        var y = labels.Data<long>();
+        var w = weight.Data<float>();
+        var loss = rowLoss.Data<float>();
+        var grad = gradLogits.Data<float>();
+        ForEachChunk(n, 4L * k, (_, from, to) =>
+        {
+            for (var i = from; i < to; i++)
+            {
+                var label = (int)y[i];
+                var g = new Span<float>(grad + (long)i * k, k);
+                LogSoftmax(new ReadOnlySpan<float>(z + (long)i * k, k), g);
+                var wy = w[label];
+                loss[i] = -wy * g[label];
+                TensorPrimitives.Exp(g, g);
+                g[label] -= 1f;
+                TensorPrimitives.Multiply(g, (float)(scale * wy), g);
+            }
+        });
+    }
+
     public void Seesaw(Tensor logits, Tensor labels, Tensor counts, double p, double q, double eps, double scale, Tensor rowLoss, Tensor gradLogits)
     {
         var (n, k) = (logits.Size(0), logits.Size(1));

@@ -1,6 +1,8 @@
 // CPU logit statistics for LogN (section 2.1): per-column batch mean and unbiased variance by two passes in
 // double, fused with the running update (EMA, or Chan's exact merge). Columns are split into blocks; a block
 // walks all rows, so each column's sums are formed in row order whatever the thread count.
+using System.Numerics.Tensors;
+
 namespace Engine.LongTail;
 
 public sealed unsafe partial class CpuLongTailBackend
@@ -87,5 +89,46 @@ public sealed unsafe partial class CpuLongTailBackend
             }
         });
         pc[0] += n;
+    }
+
+    public void Calibrate(Tensor logits, Tensor shift, Tensor sd, bool softmax, Tensor y)
+    {
+        var (n, k) = (logits.Size(0), logits.Size(1));
+        var z = logits.Data<float>();
+        var sh = shift.Data<float>();
+        var s = sd.Data<float>();
+        var py = y.Data<float>();
+        ForEachChunk(n, 6L * k, (_, from, to) =>
+        {
+            for (var i = from; i < to; i++)
+            {
+                var row = new Span<float>(py + (long)i * k, k);
+                TensorPrimitives.Subtract(new ReadOnlySpan<float>(z + (long)i * k, k), new ReadOnlySpan<float>(sh, k), row);
+                TensorPrimitives.Divide(row, new ReadOnlySpan<float>(s, k), row);
+                if (softmax) TensorPrimitives.SoftMax(row, row);
+            }
+        });
+    }
+
+    public void Scale(Tensor x, Tensor factor, Tensor y)
+    {
+        var f = factor.Data<float>()[0];
+        var px = x.Data<float>();
+        var py = y.Data<float>();
+        var total = x.Numel;
+        const int piece = 1 << 14;
+        var pieces = (int)((total + piece - 1) / piece);
+        ForEachChunk(pieces, piece, (_, from, to) =>
+        {
+            for (var p = from; p < to; p++)
+            {
+                var start = (long)p * piece;
+                var len = (int)Math.Min(piece, total - start);
+                var src = new ReadOnlySpan<float>(px + start, len);
+                var dst = new Span<float>(py + start, len);
+                if (f == 1f) src.CopyTo(dst);
+                else TensorPrimitives.Multiply(src, f, dst);
+            }
+        });
     }
 }

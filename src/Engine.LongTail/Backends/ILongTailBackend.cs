@@ -33,6 +33,10 @@ public interface ILongTailBackend
     /// confusion[y_i][:] += softmax(logits[i, 0..C-1]) and counts[y_i] += 1 (in place).</summary>
     void AccumulateConfusion(Tensor logits, Tensor labels, Tensor confusion, Tensor counts);
 
+    /// <summary>Class-weighted softmax CE (sections 1.1, 1.3): rowLoss_i = w[y_i]·(logsumexp(z_i) − z_i[y_i]),
+    /// gradLogits_i = scale·w[y_i]·(softmax(z_i) − onehot(y_i)); weight float32 (K).</summary>
+    void SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor weight, double scale, Tensor rowLoss, Tensor gradLogits);
+
     /// <summary>Seesaw (section 1.6) on logits (N, C+2) = (class logits u, o_fg, o_bg) with cumulative label counts
     /// (C, int64): for positive rows, CE of the shifted logits u_j + ln S_yj; for every row, the objectness CE.
     /// rowLoss_i = class term + objectness term; gradLogits = scale·∂rowLoss/∂logits with S detached.</summary>
@@ -53,4 +57,12 @@ public interface ILongTailBackend
     /// <summary>LogN's exact statistics (section 2.1) in place: merges the batch into the running count (int64 [1]),
     /// per-column mean and sum of squared deviations m2 (K) by Chan's pairwise update, in double per column.</summary>
     void MergeStatistics(Tensor logits, Tensor count, Tensor mean, Tensor m2);
+
+    /// <summary>y = x·factor[0] for contiguous float32 x (any shape) and a one-element float32 factor on this device
+    /// (the backward of a fused loss: the saved gradient times the upstream scalar gradient, without a host read).</summary>
+    void Scale(Tensor x, Tensor factor, Tensor y);
+
+    /// <summary>LogN's calibrated probabilities (section 2.2): per row of logits (N, K), t_j = (z_j − shift_j) / sd_j,
+    /// then y = softmax(t) (or y = t when <paramref name="softmax"/> is false). shift and sd are float32 (K).</summary>
+    void Calibrate(Tensor logits, Tensor shift, Tensor sd, bool softmax, Tensor y);
 }

@@ -135,21 +135,24 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         Check(logits, "Calibrate");
-        var (shift, sd) = Calibration(logits.Device);
-        using (shift)
-        using (sd)
-        using (GradMode.NoGrad())
-        {
-            // background: (z − 0) / 1, bit-identical to z
-            using var centered = logits.Sub(shift);
-            return centered.Div(sd);
-        }
+        return CalibrateCore(logits, softmax: false);
     }
 
     public Tensor Scores(Tensor logits)
     {
-        using var calibrated = Calibrate(logits);
-        using (GradMode.NoGrad()) return calibrated.Softmax(1);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Check(logits, "Scores");
+        return CalibrateCore(logits, softmax: true);
+    }
+
+    private Tensor CalibrateCore(Tensor logits, bool softmax)
+    {
+        var (shift, sd) = Calibration(logits.Device);
+        using (shift)
+        using (sd)
+        using (GradMode.NoGrad())
+            // background: (z − 0) / 1, bit-identical to z
+            return LongTailOps.Calibrate(logits, shift, sd, softmax);
     }
 
     /// <summary>Foreground classes whose variance is below 1e-6 (section 2.4).</summary>

@@ -3,6 +3,9 @@
 // asks the same object for the class probabilities. The method decides how many logits it needs
 // (LogitCount), keeps its running statistics as named tensors for checkpoints, and updates them inside Loss
 // (each method's section of long-tail-methods.md fixes whether before or after the loss value is formed).
+// No method needs the gradient of the logits after backward: EQLv2's statistics are w·|σ(z) − y|, a function of the
+// logits and weights (section 1.5, the per-element gradient magnitude of the unweighted BCE), so they are gathered in
+// the same fused pass as the loss, and the interface has no gradient hook.
 using Engine.Nn;
 
 namespace Engine.LongTail;

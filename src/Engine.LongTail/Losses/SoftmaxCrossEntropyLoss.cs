@@ -5,32 +5,36 @@ namespace Engine.LongTail;
 
 public sealed class SoftmaxCrossEntropyLoss : ClassificationLoss
 {
-    private readonly Tensor? _weight;
+    private readonly Tensor _weight;
+    private readonly bool _weighted;
 
     /// <param name="classWeights">C+1 weights (background last), e.g. from ClassWeights; null for plain CE.</param>
     public SoftmaxCrossEntropyLoss(int numClasses, IReadOnlyList<double>? classWeights = null) : base(numClasses, numClasses + 1)
     {
-        if (classWeights is null) return;
-        if (classWeights.Count != numClasses + 1)
-            throw new ArgumentException($"SoftmaxCrossEntropyLoss: {classWeights.Count} class weights for C = {numClasses}; pass C + 1 = {numClasses + 1} (background last).");
-        if (classWeights.Any(w => !(w >= 0) || double.IsInfinity(w)))
-            throw new ArgumentException("SoftmaxCrossEntropyLoss: class weights must be finite and ≥ 0.");
-        using (DisposeScope.Suspend()) _weight = Tensor.FromDoubles(classWeights.ToArray(), [numClasses + 1]);
+        if (classWeights is not null)
+        {
+            if (classWeights.Count != numClasses + 1)
+                throw new ArgumentException($"SoftmaxCrossEntropyLoss: {classWeights.Count} class weights for C = {numClasses}; pass C + 1 = {numClasses + 1} (background last).");
+            if (classWeights.Any(w => !(w >= 0) || double.IsInfinity(w)))
+                throw new ArgumentException("SoftmaxCrossEntropyLoss: class weights must be finite and ≥ 0.");
+        }
+        _weighted = classWeights is not null;
+        using (DisposeScope.Suspend())
+            _weight = Tensor.FromDoubles(classWeights?.ToArray() ?? Enumerable.Repeat(1.0, numClasses + 1).ToArray(), [numClasses + 1]);
     }
 
     /// <summary>The class weights (C+1) or null.</summary>
-    public IReadOnlyList<double>? ClassWeights => _weight?.ToDoubleArray();
+    public IReadOnlyList<double>? ClassWeights => _weighted ? _weight.ToDoubleArray() : null;
 
     protected override Tensor ComputeLoss(Tensor logits, Tensor labels, long[] hostLabels, LossContext context)
     {
-        using var weight = _weight is null || _weight.Device == logits.Device ? null : _weight.To(logits.Device);
-        using var sum = Losses.CrossEntropy(logits, labels, weight ?? _weight, reduction: Reduction.Sum);
-        return sum.Mul(Normalizer(hostLabels.Length));
+        using var weight = SigmoidWeights.OnDevice(_weight, logits.Device);
+        return LongTailOps.WeightedSoftmaxCrossEntropy(logits, labels, weight, Normalizer(hostLabels.Length));
     }
 
     protected override Tensor ComputeScores(Tensor logits) => logits.Softmax(1);
 
-    protected override void DisposeOwned() => _weight?.Dispose();
+    protected override void DisposeOwned() => _weight.Dispose();
 }
 
 /// <summary>Per-class weights of the re-weighting baselines (section 1.3), C+1 values with background 1.</summary>

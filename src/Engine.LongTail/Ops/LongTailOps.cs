@@ -49,6 +49,16 @@ public static class LongTailOps
             b.Fcbl(x, y, a, n, alpha, probThreshold, reweight, scale, rowLoss, grad));
     }
 
+    /// <summary>scale·Σ_i w[y_i]·(−log softmax(z_i)[y_i]) (sections 1.1, 1.3); labels must lie in [0, K).</summary>
+    public static Tensor WeightedSoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor weight, double scale)
+    {
+        const string op = "WeightedSoftmaxCrossEntropy";
+        var (_, k) = CheckLogits(logits, labels, op);
+        CheckVector(weight, k, DType.Float32, logits.Device, op, "weight");
+        using var w = Raw(weight);
+        return FusedLoss(logits, labels, scale, op, (b, x, y, rowLoss, grad) => b.SoftmaxCrossEntropy(x, y, w, scale, rowLoss, grad));
+    }
+
     /// <summary>Seesaw (section 1.6): scale·Σ_i (class term on positives + objectness term) on logits (N, C+2) with
     /// cumulative label counts (at least C entries, int64; the first C are used).</summary>
     public static Tensor Seesaw(Tensor logits, Tensor labels, Tensor counts, double p, double q, double eps, double scale)
@@ -142,6 +152,23 @@ public static class LongTailOps
         return y;
     }
 
+    /// <summary>LogN's calibration of logits (N, K): (z − shift)/sd per column, followed by a row softmax when
+    /// <paramref name="softmax"/> (one fused pass). Not differentiable (a test-time function).</summary>
+    public static Tensor Calibrate(Tensor logits, Tensor shift, Tensor sd, bool softmax)
+    {
+        const string op = "Calibrate";
+        if (logits.DType != DType.Float32 || logits.Rank != 2)
+            throw new ArgumentException($"{op}: logits must be float32 [N, K], got {logits.DType.Name()} {ShapeUtil.Format(logits.Shape)}.");
+        CheckVector(shift, logits.Size(1), DType.Float32, logits.Device, op, "shift");
+        CheckVector(sd, logits.Size(1), DType.Float32, logits.Device, op, "sd");
+        var y = Tensor.Empty(logits.ShapeArray(), DType.Float32, logits.Device);
+        using var x = Raw(logits);
+        using var sh = Raw(shift);
+        using var s = Raw(sd);
+        LongTailBackends.For(logits.Device).Calibrate(x, sh, s, softmax, y);
+        return y;
+    }
+
     // ---- shared plumbing ----
 
     private delegate void LossKernel(ILongTailBackend backend, Tensor logits, Tensor labels, Tensor rowLoss, Tensor grad);
@@ -172,7 +199,13 @@ public static class LongTailOps
                 CustomOp.Record(loss, op, [logits], save =>
                 {
                     var sg = save(grad);
-                    return g => [sg.Mul(g)];
+                    return g =>
+                    {
+                        using var factor = Raw(g);
+                        var gx = Tensor.Empty(sg.ShapeArray(), DType.Float32, sg.Device);
+                        LongTailBackends.For(sg.Device).Scale(sg, factor, gx);
+                        return [gx];
+                    };
                 });
             return loss;
         }
