@@ -65,7 +65,8 @@ public class GroupSoftmaxLossTests
             var z = TestUtil.Logits(g, n, k, -range, range);
             var y = TestUtil.Labels(g, n, c, bg);
             var probe = new Generator(loss.Generator.Seed) { Position = loss.Generator.Position };
-            var (_, weights) = new GroupSoftmaxLoss(counts, probe, beta: 2).Targets(y); // the same draws the loss will make
+            using var twin = new GroupSoftmaxLoss(counts, probe, beta: 2);
+            var (_, weights) = twin.Targets(y); // the same draws the loss will make
             var (cols, omega) = ReferenceTargets(loss, y, weights);
             var (value, grad) = TestUtil.LossAndGrad(loss, z, y);
             var offsets = loss.Offsets.ToArray();

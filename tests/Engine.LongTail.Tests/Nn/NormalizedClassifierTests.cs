@@ -13,7 +13,9 @@ public class NormalizedClassifierTests
         var g = TestUtil.Fresh(out var seed);
         const int n = 9, d = 33, o = 17;
         using var layer = new NormalizedLinear(d, o, g);
-        using (GradMode.NoGrad()) layer.Bias!.Value.CopyFrom(TestUtil.Float(TestUtil.Uniform(g, o, -1, 1), o));
+        using (var bias = TestUtil.Float(TestUtil.Uniform(g, o, -1, 1), o))
+        using (GradMode.NoGrad())
+            layer.Bias!.Value.CopyFrom(bias);
         var x = TestUtil.Uniform(g, n * d, 0, 2);
         for (var j = 0; j < d; j++) x[4 * d + j] = 0; // a zero embedding row (after ReLU this happens)
         x = x.Select(v => (double)(float)v).ToArray();
