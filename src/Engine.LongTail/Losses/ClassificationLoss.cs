@@ -1,0 +1,130 @@
+// The shared half of every classification loss: argument checks with messages that name the loss, the
+// shapes and the fix; the labels read to the host once per call (every method needs them there: class
+// histograms, sampling, group membership); the 1/N normalizer; and the named state tensors with their
+// checkpoint round trip.
+using Engine.Nn;
+
+namespace Engine.LongTail;
+
+public abstract class ClassificationLoss : IClassificationLoss
+{
+    private readonly List<(string Name, Tensor Value)> _state = [];
+    private bool _disposed;
+
+    protected ClassificationLoss(int numClasses, int logitCount)
+    {
+        if (numClasses < 1) throw new ArgumentException($"{GetType().Name}: the number of foreground classes must be ≥ 1, got {numClasses}.");
+        (NumClasses, LogitCount) = (numClasses, logitCount);
+    }
+
+    public int NumClasses { get; }
+    public int LogitCount { get; }
+
+    public Tensor Loss(Tensor logits, Tensor labels, LossContext? context = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var host = CheckLossInputs(logits, labels);
+        return ComputeLoss(logits, labels, host, context ?? LossContext.Training);
+    }
+
+    public Tensor Scores(Tensor logits)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckLogits(logits, "Scores");
+        using (GradMode.NoGrad()) return ComputeScores(logits);
+    }
+
+    /// <param name="labels">labels on the host, checked to lie in [0, C].</param>
+    protected abstract Tensor ComputeLoss(Tensor logits, Tensor labels, long[] hostLabels, LossContext context);
+
+    protected abstract Tensor ComputeScores(Tensor logits);
+
+    /// <summary>1/N with N the number of sampled RoIs (section 0.2); 1 for an empty batch (whose loss is 0).</summary>
+    protected static double Normalizer(long rows) => 1.0 / Math.Max(rows, 1);
+
+    // ---- state ----
+
+    /// <summary>Registers a persistent state tensor (ownership passes to this loss) and returns it.</summary>
+    protected Tensor AddState(string name, Tensor value)
+    {
+        if (_state.Any(s => s.Name == name)) throw new ArgumentException($"{GetType().Name}: state '{name}' registered twice.");
+        value.DetachFromScope();
+        _state.Add((name, value));
+        return value;
+    }
+
+    /// <summary>Called before StateDict copies the state, so that state kept outside tensors (a generator) can be written into them.</summary>
+    protected virtual void BeforeSave() { }
+
+    /// <summary>Called after LoadStateDict wrote the state tensors, to rebuild what derives from them.</summary>
+    protected virtual void AfterLoad() { }
+
+    public StateDict StateDict()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        BeforeSave();
+        var dict = new StateDict();
+        using (GradMode.NoGrad())
+        using (DisposeScope.Suspend())
+            foreach (var (name, value) in _state) dict.Add(name, value.Clone());
+        return dict;
+    }
+
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(state);
+        var errors = new List<string>();
+        foreach (var (name, value) in _state)
+        {
+            if (!state.TryGetValue(name, out var src)) errors.Add($"missing '{name}' ({value.DType.Name()} {ShapeUtil.Format(value.Shape)})");
+            else if (!src.Shape.SequenceEqual(value.Shape) || src.DType != value.DType)
+                errors.Add($"'{name}' is {src.DType.Name()} {ShapeUtil.Format(src.Shape)}, expected {value.DType.Name()} {ShapeUtil.Format(value.Shape)}");
+        }
+        foreach (var key in state.Keys)
+            if (_state.All(s => s.Name != key)) errors.Add($"unexpected '{key}'");
+        if (errors.Count > 0)
+            throw new InvalidOperationException($"{GetType().Name}.LoadStateDict: nothing was loaded: {string.Join("; ", errors)}. " +
+                                                "Load a state saved by the same loss with the same number of classes.");
+        using (GradMode.NoGrad())
+            foreach (var (name, value) in _state) value.CopyFrom(state[name]);
+        AfterLoad();
+    }
+
+    // ---- checks ----
+
+    private long[] CheckLossInputs(Tensor logits, Tensor labels)
+    {
+        CheckLogits(logits, "Loss");
+        var name = GetType().Name;
+        if (labels.DType != DType.Int64 || labels.Rank != 1 || labels.Size(0) != logits.Size(0))
+            throw new ArgumentException($"{name}.Loss: labels must be int64 [{logits.Size(0)}] (one per RoI), got {labels.DType.Name()} {ShapeUtil.Format(labels.Shape)}.");
+        if (labels.Device != logits.Device)
+            throw new ArgumentException($"{name}.Loss: labels are on {labels.Device}, logits on {logits.Device}; move one with To(device).");
+        var host = labels.ToArray<long>();
+        for (var i = 0; i < host.Length; i++)
+            if (host[i] < 0 || host[i] > NumClasses)
+                throw new ArgumentException($"{name}.Loss: label {host[i]} of RoI {i} is outside [0, {NumClasses}] " +
+                                            $"(foreground 0..{NumClasses - 1}, background = {NumClasses}); map ignored RoIs out before the loss.");
+        return host;
+    }
+
+    private void CheckLogits(Tensor logits, string call)
+    {
+        if (logits.DType != DType.Float32 || logits.Rank != 2 || logits.Size(1) != LogitCount)
+            throw new ArgumentException($"{GetType().Name}.{call}: logits must be float32 [N, {LogitCount}] (C = {NumClasses}), got " +
+                                        $"{logits.DType.Name()} {ShapeUtil.Format(logits.Shape)}; the classifier must have {LogitCount} outputs for this loss.");
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var (_, value) in _state) value.Dispose();
+        DisposeOwned();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Disposes what a loss owns besides its state tensors.</summary>
+    protected virtual void DisposeOwned() { }
+}
