@@ -129,7 +129,7 @@ public sealed partial class Tensor
                     using var wt = tie.To(DType.Float32);
                     using var half = wt.Mul(0.5);
                     using var fa = wa.Add(half);
-                    using var one = ScalarLike(1);
+                    using var one = g.ScalarLike(1);
                     using var fb = one.Sub(fa);
                     return [g.Mul(fa), g.Mul(fb)];
                 };

@@ -132,4 +132,24 @@ public class AutogradTests
         y.Sum().Backward();
         Assert.Equal([1.0], x.Grad!.ToDoubleArray());
     }
+
+    [Fact]
+    public void BackwardNeverTouchesDisposedForwardTensors()
+    {
+        // every binary op whose backward needs its inputs, with both inputs disposed before Backward()
+        using var a = Tensor.From([1f, -2f, 3f]).RequireGrad();
+        using var b = Tensor.From([2f, -2f, 0.5f]).RequireGrad();
+        Tensor total;
+        using (var scope = DisposeScope.Begin())
+        {
+            var ta = a * 1.0;
+            var tb = b * 1.0;
+            var y = ta.Maximum(tb) + ta.Minimum(tb) + ta * tb + ta / tb + Tensor.Where(ta.Gt(tb), ta, tb);
+            total = scope.Keep(y.Sum());
+        }
+        using (total) total.Backward();
+        // d/da: max+min contribute 1 in total per element (a split on the tie), + b + 1/b + [a > b]
+        Assert.Equal([1 + 2 + 0.5 + 0, 1 - 2 - 0.5 + 0, 1 + 0.5 + 2 + 1], a.Grad!.ToDoubleArray());
+    }
 }
+
