@@ -8,13 +8,15 @@
 // where Ay (Ph × H) and Ax (Pw × W) hold the summed bilinear weights of each bin's samples (already divided by gh and
 // gw) and are nonzero only on the rows and columns the RoI touches. A plan per RoI (computed once, shared by every
 // channel, torchvision's pre-calc idea taken one step further) keeps, per output row ph, the touched rows and their
-// weights, and the touched column range with Ax in both orientations. Forward per (RoI, channel):
-//     S[x] = Σ_y Ay[ph, y] F[y, x0..x1]  (contiguous SIMD axpy over the column range), out[ph, :] = Σ_x S[x] Ax[:, x];
-// backward is the transpose: V[x] = Σ_pw g[ph, pw] Ax[pw, x], then F_grad[y, x0..x1] += Ay[ph, y] V.
+// weights, and per pw the span of columns with their weights. Per RoI and output row ph:
+//     S[x] = Σ_y Ay[ph, y] F[y, x]  over the RoI's columns,   out[ph, pw] = Σ_x Ax[pw, x] S[x]  over pw's span;
+// the backward is the transpose: V[x] = Σ_pw Ax[pw, x] g[ph, pw], then F_grad[y, x] += Ay[ph, y] V[x].
 //
-// Work is split by feature plane (level, image, channel): a task reads or writes one plane only, for all RoIs of
-// that level and image, in their original order, so the plane stays in cache, the backward needs no atomics, and
-// the gradient is bit-identical from run to run whatever the thread count.
+// SIMD runs across channels: a task takes one (level, image) group and a block of 8 channels (one Vector<float>),
+// copies those 8 planes into a channel-interleaved buffer (H × W × 8, in cache), and every multiply-add above is
+// one vector operation for 8 channels with the same scalar weight. The backward accumulates into such a buffer
+// and writes it back to the 8 gradient planes at the end. A task owns its planes, visits its RoIs in their
+// original order and needs no atomics, so the gradient is bit-identical from run to run whatever the thread count.
 using System.Numerics;
 
 namespace Engine.Detection;
@@ -23,8 +25,14 @@ public sealed unsafe partial class CpuDetectionBackend
 {
     private static readonly int Lanes = Vector<float>.Count;
 
-    /// <summary>Channels per task: 8 planes of a 100×167 map (0.5 MB) stay in a core's L2 while all their RoIs are pooled.</summary>
-    private const int ChannelBlock = 8;
+    /// <summary>Channel-interleaved copies of one channel block (H × W × Lanes floats), one per worker thread.</summary>
+    [ThreadStatic] private static float[]? _interleaved;
+
+    private static float[] Interleaved(long length)
+    {
+        if (_interleaved is null || _interleaved.Length < length) _interleaved = new float[Math.Max(length, 1)];
+        return _interleaved;
+    }
 
     /// <summary>Per-RoI sampling plan: the rows and columns of its level's planes it reads, with their weights.</summary>
     private sealed class RoiPlan
@@ -36,13 +44,9 @@ public sealed unsafe partial class CpuDetectionBackend
         public int[] RowStart = [];
         public int[] Rows = [];
         public float[] RowWeights = [];
-        /// <summary>Columns (relative to Col0) with a nonzero weight for some pw.</summary>
-        public int[] TouchedCols = [];
-        /// <summary>(NCols × PwPad) column weights, one padded vector of pw per column.</summary>
-        public float[] AxT = [];
-        /// <summary>(Pw × NColsPad) the same weights, one padded row of columns per pw.</summary>
+        /// <summary>(Pw × NCols) column weights of each output column pw.</summary>
         public float[] Ax = [];
-        /// <summary>(Pw × 2) the vector-aligned [start, end) of the nonzero part of each Ax row.</summary>
+        /// <summary>(Pw × 2) the [start, end) of the nonzero part of each Ax row.</summary>
         public int[] AxRange = [];
     }
 
@@ -91,7 +95,7 @@ public sealed unsafe partial class CpuDetectionBackend
         return (first, count, w);
     }
 
-    private static RoiPlan BuildPlan(RoiAlignGeometry g, float* roi, int level, int height, int width, int pwPad)
+    private static RoiPlan BuildPlan(RoiAlignGeometry g, float* roi, int level, int height, int width)
     {
         var (ph, pw) = (g.PooledHeight, g.PooledWidth);
         var scale = g.Scales[level];
@@ -135,35 +139,22 @@ public sealed unsafe partial class CpuDetectionBackend
         plan.Col0 = col0;
         plan.NCols = nCols;
         plan.NColsPad = (nCols + Lanes - 1) / Lanes * Lanes;
-        plan.AxT = new float[nCols * pwPad];
-        plan.Ax = new float[pw * plan.NColsPad];
+        plan.Ax = new float[pw * nCols];
         plan.AxRange = new int[pw * 2];
-        var touched = new List<int>();
-        for (var j = 0; j < nCols; j++)
-        {
-            var any = false;
-            for (var p = 0; p < pw; p++)
-            {
-                var w = (float)ax[p * nCols + j];
-                plan.AxT[j * pwPad + p] = w;
-                plan.Ax[p * plan.NColsPad + j] = w;
-                any |= w != 0;
-            }
-            if (any) touched.Add(j);
-        }
-        plan.TouchedCols = [.. touched];
         for (var p = 0; p < pw; p++)
         {
             int lo = nCols, hi = 0;
             for (var j = 0; j < nCols; j++)
-                if (ax[p * nCols + j] != 0)
-                {
-                    lo = Math.Min(lo, j);
-                    hi = j + 1;
-                }
+            {
+                var w = (float)ax[p * nCols + j];
+                plan.Ax[p * nCols + j] = w;
+                if (w == 0) continue;
+                lo = Math.Min(lo, j);
+                hi = j + 1;
+            }
             if (hi <= lo) (lo, hi) = (0, 0);
-            plan.AxRange[2 * p] = lo / Lanes * Lanes;
-            plan.AxRange[2 * p + 1] = (hi + Lanes - 1) / Lanes * Lanes;
+            plan.AxRange[2 * p] = lo;
+            plan.AxRange[2 * p + 1] = hi;
         }
         return plan;
     }
@@ -174,7 +165,6 @@ public sealed unsafe partial class CpuDetectionBackend
         var r = rois.Size(0);
         var n = features[0].Size(0);
         var nLevels = features.Count;
-        var pwPad = (g.PooledWidth + Lanes - 1) / Lanes * Lanes;
         var pr = rois.Data<float>();
         long* pl = levels is null ? null : levels.Data<long>();
         var plans = new RoiPlan[r];
@@ -192,7 +182,7 @@ public sealed unsafe partial class CpuDetectionBackend
         Parallel.For(0, r, new ParallelOptions { MaxDegreeOfParallelism = r < 64 ? 1 : -1 }, i =>
         {
             var l = levelArr[i];
-            plans[i] = BuildPlan(g, pr + (long)i * 5, l, features[l].Size(2), features[l].Size(3), pwPad);
+            plans[i] = BuildPlan(g, pr + (long)i * 5, l, features[l].Size(2), features[l].Size(3));
         });
         var groups = new List<int>[nLevels * n];
         for (var k = 0; k < groups.Length; k++) groups[k] = [];
@@ -206,15 +196,13 @@ public sealed unsafe partial class CpuDetectionBackend
         if (r == 0) return;
         var (n, c) = (features[0].Size(0), features[0].Size(1));
         var (ph, pw) = (geometry.PooledHeight, geometry.PooledWidth);
-        var pwPad = (pw + Lanes - 1) / Lanes * Lanes;
         var (plans, groups) = PlanAll(geometry, features, rois, levels, "RoiAlign");
-        var maxCols = plans.Max(p => p.NColsPad);
+        var maxCols = plans.Max(p => p.NCols);
         var basePtrs = features.Select(f => (IntPtr)f.Data<float>()).ToArray();
-        var limits = features.Select(f => (IntPtr)(f.Data<float>() + f.Numel)).ToArray();
         var po = output.Data<float>();
 
-        // tasks: (group, block of channels, RoI chunk); groups with many RoIs are split when there are few tasks to share out
-        var blocks = (c + ChannelBlock - 1) / ChannelBlock;
+        // tasks: (group, channel block, RoI chunk); groups with many RoIs are split when there are few tasks to share out
+        var blocks = (c + Lanes - 1) / Lanes;
         var tasks = new List<(int Group, int Block, int From, int To)>();
         var work = groups.Count(x => x.Length > 0) * (long)blocks;
         var chunk = work >= 4L * Environment.ProcessorCount ? int.MaxValue : Math.Max(16, r / (4 * Environment.ProcessorCount) + 1);
@@ -223,88 +211,91 @@ public sealed unsafe partial class CpuDetectionBackend
                 for (var from = 0; from < groups[gi].Length; from += chunk)
                     tasks.Add((gi, cb, from, (int)Math.Min(groups[gi].Length, (long)from + chunk)));
 
-        Parallel.For(0, tasks.Count, ParallelFor(tasks.Count), () => new float[maxCols + pwPad], (t, _, scratch) =>
+        // per thread: S (maxCols vectors) and the pooled block (Ph·Pw vectors)
+        Parallel.For(0, tasks.Count, ParallelFor(tasks.Count), () => new float[(maxCols + ph * pw) * Lanes], (t, _, scratch) =>
         {
             var (gi, cb, from, to) = tasks[t];
             var level = gi / n;
             var b = gi % n;
             var (h, w) = (features[level].Size(2), features[level].Size(3));
-            var (c0, c1) = (cb * ChannelBlock, Math.Min(c, (cb + 1) * ChannelBlock));
-            var planes = (float*)basePtrs[level] + (long)b * c * h * w;
-            var limit = (float*)limits[level];
-            for (var k = from; k < to; k++)
+            var (c0, nc) = (cb * Lanes, Math.Min(Lanes, c - cb * Lanes));
+            var buffer = Interleaved((long)h * w * Lanes);
+            fixed (float* ib = buffer, sp = scratch)
             {
-                var ri = groups[gi][k];
-                // consecutive channels of one RoI: the output is written in one contiguous run per task and RoI
-                for (var ch = c0; ch < c1; ch++)
-                    ForwardOne(plans[ri], planes + (long)ch * h * w, w, po + ((long)ri * c + ch) * ph * pw, ph, pw, pwPad, scratch, limit);
+                Interleave((float*)basePtrs[level] + ((long)b * c + c0) * h * w, (long)h * w, nc, ib);
+                var pooled = sp + maxCols * Lanes;
+                for (var k = from; k < to; k++)
+                {
+                    var ri = groups[gi][k];
+                    ForwardBlock(plans[ri], ib, w, ph, pw, sp, pooled);
+                    // (Ph·Pw, 8) → out[ri, c0 + lane, :, :], one contiguous run per channel
+                    var dst = po + ((long)ri * c + c0) * ph * pw;
+                    for (var lane = 0; lane < nc; lane++)
+                        for (var q = 0; q < ph * pw; q++) dst[(long)lane * ph * pw + q] = pooled[q * Lanes + lane];
+                }
             }
             return scratch;
         }, _ => { });
     }
 
-    /// <summary>One RoI, one channel: dst (Ph × Pw) from one feature plane. limit: end of the feature tensor, so that
-    /// whole-vector reads past the RoI's last column stay inside it (the extra lanes are never used).</summary>
-    private static void ForwardOne(RoiPlan p, float* plane, int width, float* dst, int ph, int pw, int pwPad, float[] scratch, float* limit)
+    /// <summary>dst[i·Lanes + lane] = planes[lane·count + i] for lane &lt; nc, 0 for the padding lanes.</summary>
+    private static void Interleave(float* planes, long count, int nc, float* dst)
+    {
+        if (nc < Lanes) new Span<float>(dst, (int)(count * Lanes)).Clear();
+        for (var lane = 0; lane < nc; lane++)
+        {
+            var src = planes + lane * count;
+            var d = dst + lane;
+            for (long i = 0; i < count; i++) d[i * Lanes] = src[i];
+        }
+    }
+
+    /// <summary>planes[lane·count + i] = src[i·Lanes + lane] for lane &lt; nc.</summary>
+    private static void Deinterleave(float* src, long count, int nc, float* planes)
+    {
+        for (var lane = 0; lane < nc; lane++)
+        {
+            var d = planes + lane * count;
+            var s = src + lane;
+            for (long i = 0; i < count; i++) d[i] = s[i * Lanes];
+        }
+    }
+
+    /// <summary>One RoI, one block of channels: pooled (Ph·Pw vectors) from the interleaved planes ib (H × W × Lanes).</summary>
+    private static void ForwardBlock(RoiPlan p, float* ib, int width, int ph, int pw, float* sp, float* pooled)
     {
         var nCols = p.NCols;
-        var nVec = p.NColsPad / Lanes;
-        var vecPerCol = pwPad / Lanes;
-        fixed (float* sp = scratch, axT = p.AxT, rw = p.RowWeights)
-        fixed (int* rows = p.Rows, touched = p.TouchedCols, rowStart = p.RowStart)
+        var s = (Vector<float>*)sp;
+        var o = (Vector<float>*)pooled;
+        fixed (float* ax = p.Ax, rw = p.RowWeights)
+        fixed (int* rows = p.Rows, rowStart = p.RowStart, range = p.AxRange)
         {
-            var result = sp + p.NColsPad; // pwPad floats after S
-            var nTouched = p.TouchedCols.Length;
-            var lastRow = p.Rows.Length == 0 ? 0 : p.Rows[^1];
-            var wide = plane + (long)lastRow * width + p.Col0 + p.NColsPad <= limit;
             for (var y = 0; y < ph; y++)
             {
                 var (k0, k1) = (rowStart[y], rowStart[y + 1]);
-                if (k1 == k0)
+                if (k1 == k0 || nCols == 0)
                 {
-                    new Span<float>(dst + (long)y * pw, pw).Clear();
+                    for (var x = 0; x < pw; x++) o[y * pw + x] = Vector<float>.Zero;
                     continue;
                 }
-                // S[x] = Σ_rows w · F[row, Col0 + x], one register accumulator per vector of columns
-                if (wide)
-                    for (var jv = 0; jv < nVec; jv++)
-                    {
-                        var j = jv * Lanes;
-                        var acc = new Vector<float>(rw[k0]) * Vector.Load(plane + (long)rows[k0] * width + p.Col0 + j);
-                        for (var k = k0 + 1; k < k1; k++)
-                            acc += new Vector<float>(rw[k]) * Vector.Load(plane + (long)rows[k] * width + p.Col0 + j);
-                        acc.Store(sp + j);
-                    }
-                else
-                    for (var j = 0; j < nCols; j++)
-                    {
-                        var acc = 0f;
-                        for (var k = k0; k < k1; k++) acc += rw[k] * plane[(long)rows[k] * width + p.Col0 + j];
-                        sp[j] = acc;
-                    }
-                // out[y, :] = Σ_x S[x] · Ax[:, x]
-                if (vecPerCol == 1)
+                // S[j] = Σ_rows w · F[row, Col0 + j] for 8 channels at once
+                var src = (Vector<float>*)(ib + ((long)rows[k0] * width + p.Col0) * Lanes);
+                var w0 = new Vector<float>(rw[k0]);
+                for (var j = 0; j < nCols; j++) s[j] = w0 * src[j];
+                for (var k = k0 + 1; k < k1; k++)
                 {
-                    Vector<float> a0 = Vector<float>.Zero, a1 = Vector<float>.Zero; // two chains hide the FMA latency
-                    var t = 0;
-                    for (; t + 1 < nTouched; t += 2)
-                    {
-                        var (j0, j1) = (touched[t], touched[t + 1]);
-                        a0 += new Vector<float>(sp[j0]) * Vector.Load(axT + (long)j0 * pwPad);
-                        a1 += new Vector<float>(sp[j1]) * Vector.Load(axT + (long)j1 * pwPad);
-                    }
-                    if (t < nTouched) a0 += new Vector<float>(sp[touched[t]]) * Vector.Load(axT + (long)touched[t] * pwPad);
-                    (a0 + a1).Store(result);
+                    src = (Vector<float>*)(ib + ((long)rows[k] * width + p.Col0) * Lanes);
+                    var wk = new Vector<float>(rw[k]);
+                    for (var j = 0; j < nCols; j++) s[j] += wk * src[j];
                 }
-                else
-                    for (var v = 0; v < vecPerCol; v++)
-                    {
-                        var a = Vector<float>.Zero;
-                        for (var t = 0; t < nTouched; t++)
-                            a += new Vector<float>(sp[touched[t]]) * Vector.Load(axT + (long)touched[t] * pwPad + v * Lanes);
-                        a.Store(result + v * Lanes);
-                    }
-                new Span<float>(result, pw).CopyTo(new Span<float>(dst + (long)y * pw, pw));
+                // out[y, x] = Σ_j Ax[x, j] S[j] over x's span
+                for (var x = 0; x < pw; x++)
+                {
+                    var acc = Vector<float>.Zero;
+                    var a = ax + x * nCols;
+                    for (int j = range[2 * x], j1 = range[2 * x + 1]; j < j1; j++) acc += new Vector<float>(a[j]) * s[j];
+                    o[y * pw + x] = acc;
+                }
             }
         }
     }
@@ -317,89 +308,81 @@ public sealed unsafe partial class CpuDetectionBackend
         var (ph, pw) = (geometry.PooledHeight, geometry.PooledWidth);
         var shapes = gradFeatures.Select(x => x ?? first).ToList(); // sizes for planning; null levels are skipped below
         var (plans, groups) = r == 0 ? ([], Enumerable.Range(0, gradFeatures.Count * n).Select(_ => Array.Empty<int>()).ToArray()) : PlanAll(geometry, shapes, rois, levels, "RoiAlign backward");
-        var maxCols = plans.Length == 0 ? 0 : plans.Max(p => p.NColsPad);
+        var maxCols = plans.Length == 0 ? 0 : plans.Max(p => p.NCols);
         var basePtrs = gradFeatures.Select(f => f is null ? IntPtr.Zero : (IntPtr)f.Data<float>()).ToArray();
         float* pg = r == 0 ? null : gradOutput.Data<float>();
 
-        // one task per block of planes (level, image, channels c0..c1): it zeroes them, then adds its RoIs in order
-        var blocks = (c + ChannelBlock - 1) / ChannelBlock;
+        // one task per (level, image, channel block): it accumulates its RoIs, in order, into an interleaved buffer and
+        // then writes all of its planes (zeros where no RoI reached)
+        var blocks = (c + Lanes - 1) / Lanes;
         var tasks = new List<(int Group, int Block)>();
         for (var gi = 0; gi < groups.Length; gi++)
             if (basePtrs[gi / n] != IntPtr.Zero)
                 for (var cb = 0; cb < blocks; cb++) tasks.Add((gi, cb));
 
-        Parallel.For(0, tasks.Count, ParallelFor(tasks.Count), () => new float[maxCols], (t, _, v) =>
+        Parallel.For(0, tasks.Count, ParallelFor(tasks.Count), () => new float[(maxCols + ph * pw) * Lanes], (t, _, scratch) =>
         {
             var (gi, cb) = tasks[t];
             var level = gi / n;
             var b = gi % n;
             var (h, w) = (gradFeatures[level]!.Size(2), gradFeatures[level]!.Size(3));
-            var (c0, c1) = (cb * ChannelBlock, Math.Min(c, (cb + 1) * ChannelBlock));
-            var planes = (float*)basePtrs[level] + (long)b * c * h * w;
-            new Span<float>(planes + (long)c0 * h * w, (c1 - c0) * h * w).Clear();
-            var ownedEnd = planes + (long)c1 * h * w;
-            foreach (var ri in groups[gi])
-                for (var ch = c0; ch < c1; ch++)
-                    BackwardOne(plans[ri], planes + (long)ch * h * w, w, pg + ((long)ri * c + ch) * ph * pw, ph, pw, v, ownedEnd);
-            return v;
+            var (c0, nc) = (cb * Lanes, Math.Min(Lanes, c - cb * Lanes));
+            var planes = (float*)basePtrs[level] + ((long)b * c + c0) * h * w;
+            if (groups[gi].Length == 0)
+            {
+                new Span<float>(planes, nc * h * w).Clear();
+                return scratch;
+            }
+            var buffer = Interleaved((long)h * w * Lanes);
+            fixed (float* ib = buffer, sp = scratch)
+            {
+                new Span<float>(ib, h * w * Lanes).Clear();
+                var gBlock = sp + maxCols * Lanes;
+                foreach (var ri in groups[gi])
+                {
+                    // g[ri, c0 + lane, :, :] → (Ph·Pw, 8), zero in the padding lanes
+                    var src = pg + ((long)ri * c + c0) * ph * pw;
+                    for (var q = 0; q < ph * pw; q++)
+                        for (var lane = 0; lane < Lanes; lane++) gBlock[q * Lanes + lane] = lane < nc ? src[(long)lane * ph * pw + q] : 0f;
+                    BackwardBlock(plans[ri], ib, w, ph, pw, sp, gBlock);
+                }
+                Deinterleave(ib, (long)h * w, nc, planes);
+            }
+            return scratch;
         }, _ => { });
     }
 
-    /// <summary>One RoI, one channel: adds its gradient g (Ph × Pw) into one gradient plane. ownedEnd: end of the planes
-    /// this task owns; a whole-vector read-modify-write that would cross it falls back to scalars.</summary>
-    private static void BackwardOne(RoiPlan p, float* plane, int width, float* g, int ph, int pw, float[] scratch, float* ownedEnd)
+    /// <summary>One RoI, one block of channels: adds the bilinear scatter of gBlock (Ph·Pw vectors) into ib (H × W × Lanes).</summary>
+    private static void BackwardBlock(RoiPlan p, float* ib, int width, int ph, int pw, float* sp, float* gBlock)
     {
-        if (p.NCols == 0) return;
         var nCols = p.NCols;
-        var nVec = p.NColsPad / Lanes;
-        var stride = p.NColsPad;
-        var lastStart = (nVec - 1) * Lanes;
-        var tailMask = Vector.LessThan(LaneIndex, new Vector<int>(nCols - lastStart)).As<int, float>();
-        var lastRow = p.Rows.Length == 0 ? 0 : p.Rows[^1];
-        var wide = plane + (long)lastRow * width + p.Col0 + stride <= ownedEnd;
-        fixed (float* v = scratch, ax = p.Ax, rw = p.RowWeights)
+        if (nCols == 0) return;
+        var v = (Vector<float>*)sp;
+        var gv = (Vector<float>*)gBlock;
+        fixed (float* ax = p.Ax, rw = p.RowWeights)
         fixed (int* rows = p.Rows, rowStart = p.RowStart, range = p.AxRange)
         {
             for (var y = 0; y < ph; y++)
             {
                 var (k0, k1) = (rowStart[y], rowStart[y + 1]);
                 if (k1 == k0) continue;
-                // V = Σ_pw g[y, pw] · Ax[pw, :], per vector of columns over the pw whose nonzero span covers it
-                for (var jv = 0; jv < nVec; jv++)
+                // V[j] = Σ_x Ax[x, j] g[y, x]
+                for (var j = 0; j < nCols; j++) v[j] = Vector<float>.Zero;
+                for (var x = 0; x < pw; x++)
                 {
-                    var j = jv * Lanes;
-                    var acc = Vector<float>.Zero;
-                    for (var x = 0; x < pw; x++)
-                        if (j >= range[2 * x] && j < range[2 * x + 1])
-                            acc += new Vector<float>(g[y * pw + x]) * Vector.Load(ax + (long)x * stride + j);
-                    acc.Store(v + j);
+                    var g = gv[y * pw + x];
+                    var a = ax + x * nCols;
+                    for (int j = range[2 * x], j1 = range[2 * x + 1]; j < j1; j++) v[j] += new Vector<float>(a[j]) * g;
                 }
-                // F_grad[row, Col0 ..] += w · V
+                // F_grad[row, Col0 + j] += w · V[j]
                 for (var k = k0; k < k1; k++)
                 {
-                    var dst = plane + (long)rows[k] * width + p.Col0;
-                    var wv = new Vector<float>(rw[k]);
-                    if (wide)
-                    {
-                        for (var j = 0; j < lastStart; j += Lanes)
-                            (Vector.Load(dst + j) + wv * Vector.Load(v + j)).Store(dst + j);
-                        var old = Vector.Load(dst + lastStart);
-                        Vector.ConditionalSelect(tailMask, old + wv * Vector.Load(v + lastStart), old).Store(dst + lastStart);
-                    }
-                    else
-                        for (var j = 0; j < nCols; j++) dst[j] += rw[k] * v[j];
+                    var dst = (Vector<float>*)(ib + ((long)rows[k] * width + p.Col0) * Lanes);
+                    var wk = new Vector<float>(rw[k]);
+                    for (var j = 0; j < nCols; j++) dst[j] += wk * v[j];
                 }
             }
         }
-    }
-
-    private static readonly Vector<int> LaneIndex = CreateLaneIndex();
-
-    private static Vector<int> CreateLaneIndex()
-    {
-        var lanes = new int[Vector<int>.Count];
-        for (var i = 0; i < lanes.Length; i++) lanes[i] = i;
-        return new Vector<int>(lanes);
     }
 
     private static ParallelOptions ParallelFor(int tasks) =>
