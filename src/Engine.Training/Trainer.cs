@@ -1,7 +1,8 @@
 // The training loop. One iteration: set the learning rate for this iteration, fetch a batch (timed as data
 // time), zero the gradients, compute the losses, check that every loss is finite, backward, clip, step.
 // Hooks after the step: a log line every LogPeriod iterations, a checkpoint every CheckpointPeriod, an
-// evaluation every EvalPeriod (and at the end), progress after every iteration, and model_final at the end.
+// evaluation every EvalPeriod (and at the end), progress after every iteration, and model_final at the end;
+// report.html is refreshed after each evaluation and at the end.
 //
 // A non-finite loss stops the run before the step, so the weights saved in model_nonfinite_iter{N} are the
 // last good ones, and the exception names the loss term, its value and the iteration.
@@ -31,6 +32,9 @@ public sealed record TrainerOptions
     public int LogPeriod { get; init; } = 20;
 
     public ClipGradientsConfig ClipGradients { get; init; } = new();
+
+    /// <summary>Rewrite report.html after each evaluation and at the end of the run.</summary>
+    public bool WriteReport { get; init; } = true;
 
     /// <summary>The effective configuration as YAML, written as config.yaml at the start of a run (null: none).</summary>
     public string? ConfigYaml { get; init; }
@@ -162,6 +166,7 @@ public sealed class Trainer<TBatch>
             Progress.Report(new TrainingProgress(iter, Options.MaxIter, total, lr, seconds, eta));
         }
         var final = SaveCheckpoint(FinalName, Options.MaxIter - 1, source.Position, updatePointer: true);
+        if (Options.WriteReport) RunReport.Write(Options.OutputDir);
         Progress.Finish();
         return new TrainingSummary(start, Options.MaxIter - 1, final, lastLog);
     }
@@ -255,6 +260,7 @@ public sealed class Trainer<TBatch>
             _model.Module.Train();
         }
         MetricsFiles.Write(Options.OutputDir, iter, result);
+        if (Options.WriteReport) RunReport.Write(Options.OutputDir);
     }
 
     /// <summary>Means over the iterations since the last log line (detectron2 logs windowed medians; means keep the
