@@ -218,7 +218,9 @@ public static class RunReport
         if (y1 <= y0) y1 = y0 + 1;
         Func<double, double> sx = x => Left + (x - x0) / (x1 - x0) * (W - Left - Right);
         Func<double, double> sy = y => H - Bottom - (y - y0) / (y1 - y0) * (H - Top - Bottom);
-        var content = new List<object>(Axes(x0, x1, y0, y1, sx, sy, v => F(Math.Round(v), "F0"), "iteration", "loss"));
+        // Iterations are integers: ticks at distinct whole iterations, so a short run does not repeat a label.
+        var xTicks = Enumerable.Range(0, 5).Select(i => Math.Round(x0 + (x1 - x0) * i / 4)).Distinct().ToList();
+        var content = new List<object>(Axes(x0, x1, y0, y1, sx, sy, v => F(v, "F0"), "iteration", "loss", xTicks));
         for (var s = 0; s < series.Count; s++)
         {
             var color = Palette[s % Palette.Length];

@@ -118,6 +118,20 @@ public sealed class RunReportTests
     }
 
     [Fact]
+    public void IterationTicksAreDistinctForShortRuns()
+    {
+        var dir = Toy.TempDir();
+        using (var log = TrainingLog.Create(dir))
+            for (var i = 0; i < 4; i++)
+                log.Write(new LogEntry(i, new Dictionary<string, double> { ["loss_x"] = 1.0 / (i + 1) }, 1.0 / (i + 1), 0.1, 0.2, 0.01, 3 - i));
+        var doc = Parse(RunReport.Write(dir));
+        var chart = doc.Descendants(Svg + "svg").First();
+        // Tick labels sit just below the x axis (y = H - Bottom + 16 = 312).
+        var labels = chart.Elements(Svg + "text").Where(t => (string?)t.Attribute("y") == "312.0").Select(t => t.Value).ToList();
+        Assert.Equal(["0", "1", "2", "3"], labels);
+    }
+
+    [Fact]
     public void MalformedCsvIsReportedWithThePath()
     {
         var dir = Toy.TempDir();

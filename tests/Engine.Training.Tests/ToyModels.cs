@@ -167,9 +167,29 @@ public static class Toy
         return dict.ToDictionary(kv => kv.Key, kv => kv.Value.ToFloatArray().Select(BitConverter.SingleToInt32Bits).ToArray());
     }
 
+    private static readonly string Root = CreateRoot();
+
+    // One folder per test process, removed when the process exits.
+    private static string CreateRoot()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "engine-training-tests", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Another handle still open: the folder stays in the temp directory.
+            }
+        };
+        return root;
+    }
+
     public static string TempDir()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "engine-training-tests", Guid.NewGuid().ToString("N"));
+        var dir = Path.Combine(Root, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
     }
