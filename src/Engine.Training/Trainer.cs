@@ -199,7 +199,10 @@ public sealed class Trainer<TBatch>
             }
             Tensor? total = null;
             foreach (var loss in losses.Values) total = total is null ? loss : total.Add(loss);
-            total!.Backward();
+            if (!total!.RequiresGrad)
+                throw new InvalidOperationException($"Trainer: at iteration {iter} none of the losses ({string.Join(", ", losses.Keys)}) depends on a trainable parameter, " +
+                                                    "so there is nothing to train; check that the model's parameters are not all frozen and that Losses runs with gradients enabled.");
+            total.Backward();
             Clip();
             _optimizer.Step();
             return values;

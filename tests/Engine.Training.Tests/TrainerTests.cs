@@ -217,6 +217,19 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void LossesWithoutGradientAreRejectedClearly()
+    {
+        var (m, opt) = Toy.Build(seed: 1, initSeed: 1);
+        using var _ = m.Net;
+        using var __ = opt;
+        m.Net.Freeze("**");
+        var e = Assert.Throws<InvalidOperationException>(() => Toy.Trainer(m, opt, Toy.TempDir(), 3, seed: 1).Run());
+        Assert.Contains("iteration 0", e.Message);
+        Assert.Contains("loss_cls, loss_l2", e.Message);
+        Assert.Contains("frozen", e.Message);
+    }
+
+    [Fact]
     public void BadOptionsAreRejectedClearly()
     {
         var (m, opt) = Toy.Build(seed: 1, initSeed: 1);
