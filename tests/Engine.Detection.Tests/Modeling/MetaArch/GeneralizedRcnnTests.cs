@@ -140,27 +140,39 @@ public class GeneralizedRcnnTests(ITestOutputHelper output)
         var g = TestUtil.Fresh(out var seed);
         using var model = DetectorBuilder.FromConfig(TinyConfig(), g);
         var (images, targets) = SyntheticBatch(g);
-        using var sgd = new Sgd(model.Parameters(trainableOnly: true), lr: 0.02, momentum: 0.9);
+        // detectron2's recipe at a small scale: SGD with momentum, linear warm-up, and the gradient norm clipped, since
+        // an unnormalized network trained from scratch otherwise takes an occasional step that diverges
+        var parameters = model.Parameters(trainableOnly: true);
+        using var sgd = new Sgd(parameters, lr: 0.01, momentum: 0.9);
+        var schedule = new WarmupMultiStepLr(0.01, 10, 0.1, Engine.Optim.WarmupMethod.Linear, [], 0.1);
         var history = new List<double>();
         using (images)
             for (var it = 0; it < Iterations; it++)
             {
+                sgd.Lr = schedule.LrAt(it);
                 sgd.ZeroGrad();
                 var losses = model.Forward(images, targets).Losses;
                 using var total = Tensor.Stack(losses.Values.ToList(), 0).Sum();
                 history.Add(total.Item());
                 total.Backward();
                 foreach (var l in losses.Values) l.Dispose();
+                GradientClipping.ClipByGlobalNorm(parameters, 5.0);
                 sgd.Step();
             }
         foreach (var t in targets) t.Dispose();
         output.WriteLine($"seed {seed}: total loss {string.Join(" ", history.Select(v => v.ToString("F3")))}");
-        var first = history.Take(3).Average();
+        var first = history[0];
         var last = history.TakeLast(5).Average();
         Assert.True(history.All(double.IsFinite), $"non-finite loss, seed {seed}: {string.Join(" ", history)}");
         Assert.True(last < first / FallFactor, $"total loss fell from {first:F3} to {last:F3}, less than the factor {FallFactor}; seed {seed}: {string.Join(" ", history.Select(v => v.ToString("F3")))}");
     }
 
     private const int Iterations = 40;
-    private const double FallFactor = 2;
+
+    // The loss at initialization is nearly seed-independent: near-uniform predictions give loss_rpn_cls ≈ ln 2 (every
+    // sampled anchor at p = 1/2, 256 of them per image) and loss_cls ≈ ln 6 (6 outputs), with small box losses, ≈ 2.5 in
+    // all. A model that learns only the class priors (everything background) stops near 1.0 (loss_rpn_cls ≈ 0.2, loss_cls
+    // ≈ 0.8 at up to 25 % foreground), a fall of about 2.5; requiring 3 (mean of the last 5 iterations) asks for the
+    // objects to be found. Measured over 5 fresh seeds the fall was 5.0–9.0 (0.22–0.51 at the end), so 3 leaves a margin.
+    private const double FallFactor = 3;
 }
