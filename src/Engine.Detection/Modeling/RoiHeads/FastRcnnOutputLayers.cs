@@ -130,10 +130,15 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
         var k = NumClasses;
         var clipped = Boxes.Clip(boxes.Reshape(r * k, 4), imageSize.Height, imageSize.Width);   // (R·K, 4), row i·K + c
         var s = scores.Contiguous().ToFloatArray();
+        var b = clipped.ToFloatArray();
         var candidates = new List<long>();
         for (var i = 0; i < r; i++)
             for (var c = 0; c < k; c++)
-                if (s[i * (k + 1) + c] > ScoreThreshold) candidates.Add((long)i * k + c);     // column K (background) is dropped
+            {
+                var j = (long)i * k + c;
+                // column K (background) is never a candidate; a non-finite box (a diverged model) is dropped, as detectron2 does
+                if (s[i * (k + 1) + c] > ScoreThreshold && float.IsFinite(b[4 * j] + b[4 * j + 1] + b[4 * j + 2] + b[4 * j + 3])) candidates.Add(j);
+            }
         var index = Tensor.From<long>(candidates.ToArray(), [candidates.Count], boxes.Device);
         var candidateBoxes = clipped.IndexSelect(0, index);
         var candidateScores = Tensor.From<float>(candidates.Select(j => s[j / k * (k + 1) + j % k]).ToArray(), [candidates.Count], boxes.Device);

@@ -176,3 +176,27 @@ public class GeneralizedRcnnTests(ITestOutputHelper output)
     // objects to be found. Measured over 5 fresh seeds the fall was 5.0–9.0 (0.22–0.51 at the end), so 3 leaves a margin.
     private const double FallFactor = 3;
 }
+
+public class GeneralizedRcnnErrorTests
+{
+    [Fact]
+    public void TrainingWithoutTargetsSaysWhatIsMissing()
+    {
+        var g = TestUtil.Fresh(out _);
+        using var model = DetectorBuilder.FromConfig(GeneralizedRcnnTests.TinyConfig(), g);
+        using var images = new ImageList(Tensor.Zeros([1, 3, 64, 64]), [(64, 64)]);
+        var e = Assert.Throws<ArgumentException>(() => model.Forward(images, null));
+        Assert.Contains("one ground-truth Instances per image", e.Message);
+    }
+
+    [Fact]
+    public void WrongChannelCountIsRejected()
+    {
+        var g = TestUtil.Fresh(out _);
+        using var model = DetectorBuilder.FromConfig(GeneralizedRcnnTests.TinyConfig(), g);
+        model.Eval();
+        using var images = new ImageList(Tensor.Zeros([1, 1, 64, 64]), [(64, 64)]);
+        var e = Assert.Throws<ArgumentException>(() => model.Forward(images));
+        Assert.Contains("PIXEL_MEAN", e.Message);
+    }
+}
