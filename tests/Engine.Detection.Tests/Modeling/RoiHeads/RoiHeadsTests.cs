@@ -9,12 +9,23 @@ namespace Engine.Detection.Tests.Modeling.RoiHeads;
 
 public class RoiHeadsTests
 {
-    private static StandardRoiHeads Heads(Generator g, int numClasses, int batch, double positiveFraction, int detections = 100)
+    private static StandardRoiHeads Heads(Generator g, int numClasses, int batch, double positiveFraction, int detections = 100,
+                                          IRoiEmbeddingAugmenter? augmenter = null)
     {
         var pooler = new RoiPooler((7, 7), [1.0 / 4, 1.0 / 8]);
         var head = new FastRcnnConvFcHead((4, 7, 7), 2, 16, g);
         var predictor = new FastRcnnOutputLayers(16, numClasses, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(), detectionsPerImage: detections);
-        return new StandardRoiHeads(["p2", "p3"], pooler, head, predictor, Matcher.ForRoiHeads(), new BalancedPositiveNegativeSampler(batch, positiveFraction), g);
+        return new StandardRoiHeads(["p2", "p3"], pooler, head, predictor, Matcher.ForRoiHeads(), new BalancedPositiveNegativeSampler(batch, positiveFraction), g, augmenter);
+    }
+
+    /// <summary>Appends a copy of every embedding, labelled as the original (a stand-in for memory replay) or as background.</summary>
+    private sealed class DuplicatingAugmenter(long? relabel = null) : IRoiEmbeddingAugmenter
+    {
+        public (Tensor Embeddings, Tensor Labels) Augment(Tensor embeddings, Tensor labels)
+        {
+            using var copyLabels = relabel is { } c ? Tensor.Full([labels.Size(0)], c, DType.Int64) : labels.Clone();
+            return (Tensor.Cat([embeddings, embeddings], 0), Tensor.Cat([labels, copyLabels], 0));
+        }
     }
 
     [Fact]
@@ -187,5 +198,37 @@ public class RoiHeadsTests
                 Assert.True(d.PredBoxes!.Rank == 2 && d.Scores!.Size(0) == d.Count && d.PredClasses!.Size(0) == d.Count, $"seed {seed}");
         foreach (var p in proposals) p.Dispose();
         foreach (var t in targets) t.Dispose();
+    }
+
+    [Fact]
+    public void EmbeddingAugmenterRowsReachTheClassificationLossOnly()
+    {
+        TestUtil.Fresh(out var seed);
+        // two heads built from the same seed sample the same RoIs and hold the same weights; duplicating every row
+        // (labels kept) leaves the mean cross-entropy unchanged, and the box loss (original rows, divided by R) unchanged too
+        Dictionary<string, double> Run(IRoiEmbeddingAugmenter? augmenter)
+        {
+            var g = new Generator(seed);
+            using var heads = Heads(g, numClasses: 3, batch: 16, positiveFraction: 0.5, augmenter: augmenter);
+            // logits far from uniform (the N(0, 0.01²) init gives ≈ ln 4 whatever the labels)
+            Init.Normal(heads.BoxPredictor.ClsScore.Bias!, g, 0, 1);
+            using var images = new ImageList(Tensor.Zeros([1, 3, 64, 64]), [(64, 64)]);
+            using var p2 = Tensor.Randn([1, 4, 16, 16], g);
+            using var p3 = Tensor.Randn([1, 4, 8, 8], g);
+            using var proposals = new Instances((64, 64)) { PredBoxes = Tensor.From([0f, 0, 30, 30, 10, 10, 50, 50, 2, 2, 28, 33], 3, 4), Scores = Tensor.Zeros([3]) };
+            using var target = Instances.FromGroundTruth((64, 64), Tensor.From([0f, 0, 28, 30], 1, 4), Tensor.From([2L], 1));
+            var (losses, _) = heads.Forward(images, new Dictionary<string, Tensor> { ["p2"] = p2, ["p3"] = p3 }, [proposals], [target]);
+            var values = losses.ToDictionary(kv => kv.Key, kv => kv.Value.Item());
+            foreach (var l in losses.Values) l.Dispose();
+            return values;
+        }
+        var plain = Run(null);
+        var doubled = Run(new DuplicatingAugmenter());
+        foreach (var name in new[] { "loss_cls", "loss_box_reg" })
+            Assert.True(Math.Abs(plain[name] - doubled[name]) <= 1e-6 * Math.Abs(plain[name]) + 1e-7, $"{name}: {plain[name]} vs {doubled[name]}, seed {seed}");
+        // copies labelled background (3) change the classification loss (the hook's rows are used) but not the box loss
+        var relabelled = Run(new DuplicatingAugmenter(relabel: 3));
+        Assert.True(Math.Abs(plain["loss_cls"] - relabelled["loss_cls"]) > 1e-3 * plain["loss_cls"], $"loss_cls {plain["loss_cls"]} unchanged by relabelled rows, seed {seed}");
+        Assert.True(Math.Abs(plain["loss_box_reg"] - relabelled["loss_box_reg"]) <= 1e-6 * plain["loss_box_reg"] + 1e-7, $"loss_box_reg changed, seed {seed}");
     }
 }

@@ -54,6 +54,9 @@ public class RpnTests
         using var features = Tensor.Randn([1, 4, 4, 4], g);
         using var gt = Instances.FromGroundTruth((64, 64), Tensor.From([2f, 0, 34, 32], 1, 4), Tensor.From([0L], 1));
         var (proposals, losses) = rpn.Forward(images, new Dictionary<string, Tensor> { ["p4"] = features }, [gt]);
+        // proposals are constants for the ROI heads: no gradient flows back through them
+        Assert.False(proposals[0].PredBoxes!.RequiresGrad);
+        Assert.False(proposals[0].Scores!.RequiresGrad);
         foreach (var p in proposals) p.Dispose();
         // 1 positive, 12 negatives (see LabelsAnchorsAroundOneGroundTruthBox), all sampled (budget 256, positives ≤ 128);
         // normalizer N·256 = 256, not the 13 sampled anchors
@@ -124,5 +127,24 @@ public class RpnTests
         var result = rpn.FindTopProposals([a0], [l0], [d0], [(64, 64)]);
         using var p = result[0];
         Assert.Equal([20f, 0, 30, 10, 40, 0, 50, 10], p.PredBoxes!.ToFloatArray());
+    }
+
+    [Fact]
+    public void TrainingAndTestUseTheirOwnTopk()
+    {
+        var g = TestUtil.Fresh(out _);
+        var head = new StandardRpnHead(4, 1, g);
+        using var rpn = new Engine.Detection.Modeling.ProposalGenerator.Rpn(["p4"], head, new DefaultAnchorGenerator([[32]], [[1.0]], [16]), Matcher.ForRpn(),
+            Box2BoxTransform.ForRpn(), new BalancedPositiveNegativeSampler(256, 0.5), g, (Train: 3, Test: 10), (Train: 2, Test: 1));
+        using var a0 = Tensor.From([0f, 0, 10, 10, 20, 0, 30, 10, 40, 0, 50, 10, 0, 20, 10, 30], 4, 4);
+        using var l0 = Tensor.From([1f, 4, 2, 3], 1, 4);
+        using var d0 = Tensor.Zeros([1, 4, 4]);
+        // training: pre-NMS top-3 (4, 3, 2), post-NMS top-2 → scores 4, 3
+        var train = rpn.FindTopProposals([a0], [l0], [d0], [(64, 64)]);
+        using (train[0]) Assert.Equal([4f, 3], train[0].Scores!.ToFloatArray());
+        // test: pre-NMS top-10 (all), post-NMS top-1 → score 4
+        rpn.Eval();
+        var test = rpn.FindTopProposals([a0], [l0], [d0], [(64, 64)]);
+        using (test[0]) Assert.Equal([4f], test[0].Scores!.ToFloatArray());
     }
 }
