@@ -1,0 +1,130 @@
+// The second stage of the FPN Faster R-CNN, as detectron2's StandardROIHeads (box branch): in training the
+// proposals of each image, with its ground-truth boxes appended, are matched to the ground truth (IoU ≥ 0.5
+// foreground, else background = class K) and 512 are sampled at most 25 % foreground; the sampled boxes are
+// pooled (7×7 ROIAlign over p2–p5), passed through the box head to RoI embeddings, through the embedding
+// augmenter, and to the predictor, whose losses are returned. At inference every proposal is pooled and the
+// predictor's detections are returned.
+using Engine.Nn;
+
+namespace Engine.Detection.Modeling.RoiHeads;
+
+/// <summary>The RoIs of one image chosen for the loss: boxes (S, 4), labels int64 (S) in [0, K] (K = background),
+/// and the matched ground-truth boxes (S, 4) (meaningful for foreground rows only).</summary>
+public sealed record SampledRois(Tensor Boxes, Tensor Labels, Tensor GtBoxes) : IDisposable
+{
+    public void Dispose()
+    {
+        Boxes.Dispose();
+        Labels.Dispose();
+        GtBoxes.Dispose();
+    }
+}
+
+public sealed class StandardRoiHeads : Module
+{
+    public StandardRoiHeads(IReadOnlyList<string> inFeatures, RoiPooler pooler, FastRcnnConvFcHead boxHead, FastRcnnOutputLayers boxPredictor,
+                            Matcher proposalMatcher, BalancedPositiveNegativeSampler sampler, Generator generator,
+                            IRoiEmbeddingAugmenter? embeddingAugmenter = null, bool proposalAppendGt = true)
+    {
+        if (inFeatures.Count != pooler.Scales.Count)
+            throw new ArgumentException($"StandardRoiHeads: {inFeatures.Count} input features [{string.Join(", ", inFeatures)}] for a pooler over {pooler.Scales.Count} levels.");
+        InFeatures = inFeatures.ToArray();
+        Pooler = pooler;
+        BoxHead = RegisterModule("box_head", boxHead);
+        EmbeddingAugmenter = embeddingAugmenter ?? new IdentityEmbeddingAugmenter();
+        // an augmenter with parameters (a hallucination network) is part of the model and its checkpoint
+        if (EmbeddingAugmenter is Module augmenterModule) RegisterModule("embedding_augmenter", augmenterModule);
+        BoxPredictor = RegisterModule("box_predictor", boxPredictor);
+        ProposalMatcher = proposalMatcher;
+        Sampler = sampler;
+        Generator = generator;
+        ProposalAppendGt = proposalAppendGt;
+    }
+
+    public IReadOnlyList<string> InFeatures { get; }
+    public RoiPooler Pooler { get; }
+    public FastRcnnConvFcHead BoxHead { get; }
+    public IRoiEmbeddingAugmenter EmbeddingAugmenter { get; }
+    public FastRcnnOutputLayers BoxPredictor { get; }
+    public Matcher ProposalMatcher { get; }
+    public BalancedPositiveNegativeSampler Sampler { get; }
+    public Generator Generator { get; }
+    public bool ProposalAppendGt { get; }
+    public int NumClasses => BoxPredictor.NumClasses;
+
+    /// <summary>Training: the losses loss_cls and loss_box_reg. Inference: detections per image (in the ImageList's
+    /// resized coordinates).</summary>
+    public (Dictionary<string, Tensor> Losses, List<Instances> Detections) Forward(ImageList images, IReadOnlyDictionary<string, Tensor> features,
+                                                                                  IReadOnlyList<Instances> proposals, IReadOnlyList<Instances>? targets)
+    {
+        var maps = InFeatures.Select(f => features.TryGetValue(f, out var t) ? t
+            : throw new ArgumentException($"StandardRoiHeads: feature '{f}' is missing; the backbone gave [{string.Join(", ", features.Keys)}].")).ToList();
+        return IsTraining ? (ForwardTraining(maps, proposals, targets), []) : ([], Inference(images, maps, proposals));
+    }
+
+    private Dictionary<string, Tensor> ForwardTraining(IReadOnlyList<Tensor> maps, IReadOnlyList<Instances> proposals, IReadOnlyList<Instances>? targets)
+    {
+        if (targets is null || targets.Count != proposals.Count)
+            throw new ArgumentException($"StandardRoiHeads: training needs one ground-truth Instances per image ({proposals.Count}), got {targets?.Count.ToString() ?? "none"}.");
+        using var scope = DisposeScope.Begin();
+        var sampled = proposals.Select((p, i) => LabelAndSampleProposals(p.PredBoxes!, targets[i])).ToList();
+        var boxes = sampled.Select(s => s.Boxes).ToList();
+        var roiFeatures = Pooler.Forward(maps, boxes);                                   // (R, C, 7, 7)
+        var embeddings = BoxHead.Forward(roiFeatures);                                   // (R, 1024)
+        var labels = Tensor.Cat(sampled.Select(s => s.Labels).ToList(), 0);              // (R)
+        var (augmented, augmentedLabels) = EmbeddingAugmenter.Augment(embeddings, labels); // (R', 1024), (R')
+        var (logits, deltas) = BoxPredictor.Forward(augmented);                          // (R', K+1), (R', 4K)
+        var losses = BoxPredictor.Losses(logits, deltas, augmentedLabels, Tensor.Cat(boxes, 0), Tensor.Cat(sampled.Select(s => s.GtBoxes).ToList(), 0));
+        foreach (var loss in losses.Values) scope.Keep(loss);
+        return losses;
+    }
+
+    private List<Instances> Inference(ImageList images, IReadOnlyList<Tensor> maps, IReadOnlyList<Instances> proposals)
+    {
+        using var scope = DisposeScope.Begin();
+        var boxes = proposals.Select(p => p.PredBoxes!).ToList();
+        var roiFeatures = Pooler.Forward(maps, boxes);                                   // (R, C, 7, 7)
+        var embeddings = BoxHead.Forward(roiFeatures);                                   // (R, 1024)
+        var (logits, deltas) = BoxPredictor.Forward(embeddings);                         // (R, K+1), (R, 4K)
+        var detections = BoxPredictor.Inference(logits, deltas, boxes, images.ImageSizes);
+        foreach (var d in detections)
+        {
+            scope.Keep(d.PredBoxes!);
+            scope.Keep(d.Scores!);
+            scope.Keep(d.PredClasses!);
+        }
+        return detections;
+    }
+
+    /// <summary>detectron2's label_and_sample_proposals for one image: proposals (P, 4) plus the ground truth (when
+    /// ProposalAppendGt), matched by IoU, labelled with the matched class (background K below the threshold) and
+    /// sampled; positives first, then negatives.</summary>
+    public SampledRois LabelAndSampleProposals(Tensor proposalBoxes, Instances target)
+    {
+        using var noGrad = GradMode.NoGrad();
+        using var scope = DisposeScope.Begin();
+        var gt = target.GtBoxes ?? throw new ArgumentException("StandardRoiHeads: a training target has no GtBoxes; give (0, 4) boxes for an image without objects.");
+        var gtClasses = target.GtClasses ?? throw new ArgumentException("StandardRoiHeads: a training target has no GtClasses.");
+        var candidates = ProposalAppendGt ? Tensor.Cat([proposalBoxes, gt], 0) : proposalBoxes;   // (P + M, 4)
+        var p = candidates.Size(0);
+        Tensor classes, matchedBoxes;
+        if (gt.Size(0) == 0)
+        {
+            classes = Tensor.Full([p], NumClasses, DType.Int64, candidates.Device);
+            matchedBoxes = Tensor.Zeros([p, 4], DType.Float32, candidates.Device);
+        }
+        else
+        {
+            var (matches, matchLabels) = ProposalMatcher.Match(Boxes.PairwiseIou(gt, candidates));   // (P + M), {-1, 0, 1}
+            var c = gtClasses.IndexSelect(0, matches).ToInt64Array();
+            var ml = matchLabels.ToInt64Array();
+            for (var i = 0; i < p; i++) c[i] = ml[i] == 0 ? NumClasses : ml[i] == -1 ? -1 : c[i];
+            classes = Tensor.From<long>(c, [p], candidates.Device);
+            matchedBoxes = gt.IndexSelect(0, matches);
+        }
+        var (pos, neg) = Sampler.Sample(classes, NumClasses, Generator);
+        var chosen = Tensor.Cat([pos, neg], 0);
+        return new SampledRois(scope.Keep(candidates.IndexSelect(0, chosen)), scope.Keep(classes.IndexSelect(0, chosen)),
+                               scope.Keep(matchedBoxes.IndexSelect(0, chosen)));
+    }
+}
