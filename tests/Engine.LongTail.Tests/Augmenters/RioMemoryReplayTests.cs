@@ -156,4 +156,66 @@ public class RioMemoryReplayTests
         l.Backward();
         return (l.Item(), x.Grad!.ToDoubleArray());
     }
+
+    [Fact]
+    public void StateRoundTripResumesBitIdentically()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        const int d = 5, c = 10, k = 4, cap = 7;
+        var bank = new[] { 0, 2, 4, 6, 9 };
+        var steps = Enumerable.Range(0, 8).Select(_ => Rows(g, 13, d, c, 0.3)).ToArray();
+        using var a = new RioMemoryReplay(c, d, bank, k, cap, randomSelect: true);
+        var ga = new Generator(seed ^ 0x5EED);
+        for (var i = 0; i < 4; i++) Run(a, steps[i], ga).Dispose();
+        using var b = new RioMemoryReplay(c, d, bank, k, cap, randomSelect: true);
+        using (var state = a.StateDict())
+        {
+            Assert.Equal([bank.Length, cap, d], state["embeddings"].ShapeArray());
+            b.LoadStateDict(state);
+        }
+        var gb = new Generator(ga.Seed) { Position = ga.Position };
+        for (var i = 4; i < steps.Length; i++)
+        {
+            using var ra = Run(a, steps[i], ga);
+            using var rb = Run(b, steps[i], gb);
+            Assert.Equal(ra.Embeddings.ToDoubleArray(), rb.Embeddings.ToDoubleArray());
+            Assert.Equal(ra.Labels.ToInt64Array(), rb.Labels.ToInt64Array());
+            Assert.Equal(ra.GtBoxes!.ToDoubleArray(), rb.GtBoxes!.ToDoubleArray());
+        }
+        foreach (var cls in bank) Assert.Equal(a.Entries(cls).Embeddings, b.Entries(cls).Embeddings);
+    }
+
+    [Fact]
+    public void EmptyQueuesAndClassesOutsideTheBankReplayNothing()
+    {
+        var g = TestUtil.Fresh(out _);
+        const int d = 3, c = 6;
+        using var rio = new RioMemoryReplay(c, d, [1, 2], 5, 4);
+        // first step: queues empty, nothing replayed; class 0 (outside the bank) is never stored
+        var rows = Rows(g, 9, d, c, 0).Select((e, i) => e with { Label = i % 3 }).ToArray();
+        using (var first = Run(rio, rows, g)) Assert.Equal(0, first.AppendedRows);
+        Assert.Equal(0, rio.QueueLength(0));
+        Assert.Equal(3, rio.QueueLength(1));
+        // a batch with only class 0 and background replays nothing even though queues 1 and 2 hold entries
+        var other = Rows(g, 5, d, c, 0).Select((e, i) => e with { Label = i % 2 == 0 ? 0 : c }).ToArray();
+        using (var second = Run(rio, other, g)) Assert.Equal(0, second.AppendedRows);
+        // the empty batch
+        using (var empty = Run(rio, [], g)) Assert.Equal(0, empty.Rows);
+    }
+
+    [Fact]
+    public void BadInputsNameTheCallAndTheFix()
+    {
+        Assert.Contains("bank class 7", Assert.Throws<ArgumentException>(() => new RioMemoryReplay(5, 3, [7])).Message);
+        using var rio = new RioMemoryReplay(5, 3, [1]);
+        using var scope = DisposeScope.Begin();
+        var g = new Generator(1);
+        var e = Assert.Throws<ArgumentException>(() => rio.Augment(new RoiBatch(Tensor.Zeros([4, 3]), Tensor.Zeros([4], DType.Int64)), g));
+        Assert.Contains("proposals", e.Message);
+        e = Assert.Throws<ArgumentException>(() => rio.Augment(new RoiBatch(Tensor.Zeros([4, 2]), Tensor.Zeros([4], DType.Int64), Tensor.Zeros([4, 4]), Tensor.Zeros([4, 4])), g));
+        Assert.Contains("D = 3", e.Message);
+        using var state = rio.StateDict();
+        using var other = new RioMemoryReplay(5, 3, [2]);
+        Assert.Contains("bank_classes", Assert.Throws<ArgumentException>(() => other.LoadStateDict(state)).Message);
+    }
 }
