@@ -152,4 +152,59 @@ public static class CratReference
                     g[n * 4 * c + 4 * j + k] = lambda * weights[n * c + j] * Math.Sign(deltas[n * 4 * c + 4 * j + k] - targets[n * 4 + k]);
         return g;
     }
+
+    /// <summary>Ungated weights (P, C) of the positives in row order: softmax_{c ≠ y_n}(cos(q_n, F_c)/T), the mask term's w.</summary>
+    public static double[] UngatedWeights(CratQuery mode, double[] fisher, double[] x, double[] deltas, double[] targets, long[] labels,
+                                          int d, int c, int normalizer, double temperature)
+    {
+        // the gated weights with every gate open: F + a tiny constant would change cosines, so recompute directly
+        var positives = Enumerable.Range(0, labels.Length).Where(n => labels[n] < c).ToArray();
+        var w = new double[positives.Length * c];
+        for (var p = 0; p < positives.Length; p++)
+        {
+            var n = positives[p];
+            var q = Query(mode, n, x, deltas, targets, labels, d, c, normalizer);
+            var normQ = Math.Sqrt(q.Sum(v => v * v));
+            var logits = new double[c];
+            for (var j = 0; j < c; j++)
+            {
+                double dot = 0, ff = 0;
+                for (var i = 0; i < 4 * d; i++) { dot += q[i] * fisher[j * 4 * d + i]; ff += fisher[j * 4 * d + i] * fisher[j * 4 * d + i]; }
+                logits[j] = dot / (Math.Max(normQ, 1e-12) * Math.Max(Math.Sqrt(ff), 1e-12)) / temperature;
+            }
+            var y = (int)labels[n];
+            var max = Enumerable.Range(0, c).Where(j => j != y).Max(j => logits[j]);
+            var z = Enumerable.Range(0, c).Where(j => j != y).Sum(j => Math.Exp(logits[j] - max));
+            for (var j = 0; j < c; j++) w[p * c + j] = j == y ? 0 : Math.Exp(logits[j] - max) / z;
+        }
+        return w;
+    }
+
+    /// <summary>L_mask = λ_m·Σ_n Σ_c w_{n,c}·(1/HW)·Σ_pix BCE(M_{n,c,pix}, T_{n,pix}): m (P, C, HW), t (P, HW), w (P, C).</summary>
+    public static double MaskTransfusionLoss(double[] weights, double[] m, double[] t, int p, int c, int hw, double lambda)
+    {
+        double s = 0;
+        for (var n = 0; n < p; n++)
+            for (var j = 0; j < c; j++)
+                for (var i = 0; i < hw; i++)
+                {
+                    var z = m[(n * c + j) * hw + i];
+                    s += weights[n * c + j] * (Math.Log(1 + Math.Exp(z)) - t[n * hw + i] * z) / hw;
+                }
+        return lambda * s;
+    }
+
+    /// <summary>∂L_mask/∂M = λ_m·w_{n,c}·(σ(M) − T)/HW.</summary>
+    public static double[] MaskTransfusionGradient(double[] weights, double[] m, double[] t, int p, int c, int hw, double lambda)
+    {
+        var g = new double[m.Length];
+        for (var n = 0; n < p; n++)
+            for (var j = 0; j < c; j++)
+                for (var i = 0; i < hw; i++)
+                {
+                    var k = (n * c + j) * hw + i;
+                    g[k] = lambda * weights[n * c + j] * (1 / (1 + Math.Exp(-m[k])) - t[n * hw + i]) / hw;
+                }
+        return g;
+    }
 }

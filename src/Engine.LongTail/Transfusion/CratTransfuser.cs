@@ -5,7 +5,9 @@
 // first-sample query of the code or the per-sample query of its commented-out loop (3.3); (3) the extra loss
 // L = λ_b·Σ_n Σ_c w_{n,c}‖Δ_{n,c} − t_n‖₁ (not divided by N) whose gradient λ_b·w_{n,c}·sign(Δ_{n,c,k} − t_{n,k}) the
 // backward adds to the incoming regressor gradient; w is a constant for backpropagation. A batch without positives
-// skips the update and the extra loss (3.6). State: F (C, 4D), feature-major, coordinate-minor.
+// skips the update and the extra loss (3.6). MaskTransfusionLoss adds the mask term of 3.4 for the same positives:
+// λ_m·Σ_n Σ_c w_{n,c}·mean-pixel BCE(M_{n,c}, T_n) with the box-derived weights and no gate (code). The code's F_mask
+// bank, updated but unused by the default `box` weights, is not kept. State: F (C, 4D), feature-major, coordinate-minor.
 using Engine.Nn;
 
 namespace Engine.LongTail;
@@ -30,19 +32,25 @@ public sealed class CratTransfuser : IGradientTransfuser
     /// <summary>Box transfusion weight λ_b (3.5).</summary>
     public const double DefaultBoxWeight = 0.001;
 
+    /// <summary>Mask transfusion weight λ_m (3.5).</summary>
+    public const double DefaultMaskWeight = 0.01;
+
     private readonly Tensor _fisher;
     private double[]? _lastWeights;
+    private double[]? _maskWeights;
     private bool _disposed;
 
     public CratTransfuser(int numClasses, int embeddingDim, CratQuery query = CratQuery.FirstSample,
-                          double fisherRate = DefaultFisherRate, double temperature = DefaultTemperature, double boxWeight = DefaultBoxWeight)
+                          double fisherRate = DefaultFisherRate, double temperature = DefaultTemperature, double boxWeight = DefaultBoxWeight,
+                          double maskWeight = DefaultMaskWeight)
     {
         if (numClasses < 1) throw new ArgumentException($"CratTransfuser: C must be ≥ 1, got {numClasses}.");
         if (embeddingDim < 1) throw new ArgumentException($"CratTransfuser: embedding width D must be ≥ 1, got {embeddingDim}.");
         if (!(fisherRate > 0 && fisherRate <= 1)) throw new ArgumentException($"CratTransfuser: Fisher EMA rate must be in (0, 1], got {fisherRate}.");
         if (!(temperature > 0)) throw new ArgumentException($"CratTransfuser: temperature must be > 0, got {temperature}.");
         if (!(boxWeight >= 0)) throw new ArgumentException($"CratTransfuser: box transfusion weight λ_b must be ≥ 0, got {boxWeight}.");
-        (NumClasses, EmbeddingDim, Query, FisherRate, Temperature, BoxWeight) = (numClasses, embeddingDim, query, fisherRate, temperature, boxWeight);
+        if (!(maskWeight >= 0)) throw new ArgumentException($"CratTransfuser: mask transfusion weight λ_m must be ≥ 0, got {maskWeight}.");
+        (NumClasses, EmbeddingDim, Query, FisherRate, Temperature, BoxWeight, MaskWeight) = (numClasses, embeddingDim, query, fisherRate, temperature, boxWeight, maskWeight);
         using (DisposeScope.Suspend()) _fisher = Tensor.Zeros([numClasses, 4 * embeddingDim]);
     }
 
@@ -52,6 +60,7 @@ public sealed class CratTransfuser : IGradientTransfuser
     public double FisherRate { get; }
     public double Temperature { get; }
     public double BoxWeight { get; }
+    public double MaskWeight { get; }
 
     /// <summary>A copy of the Fisher bank F_box (C, 4D).</summary>
     public Tensor Fisher()
@@ -97,6 +106,7 @@ public sealed class CratTransfuser : IGradientTransfuser
         var weights = new double[r * c];
         double extraLoss = 0;
         float[]? extra = null;
+        double[] maskWeights = [];
         if (positives.Length > 0)
         {
             var fisher = _fisher.ToFloatArray();
@@ -105,10 +115,12 @@ public sealed class CratTransfuser : IGradientTransfuser
             using (var updated = Tensor.From<float>(fisher, [c, 4 * d], _fisher.Device))
                 _fisher.CopyFrom(updated);
             _fisher.Storage.BumpVersion();
-            ComputeWeights(fisher, x, delta, t, y, positives, normalizer, weights);
+            maskWeights = new double[positives.Length * c];
+            ComputeWeights(fisher, x, delta, t, y, positives, normalizer, weights, maskWeights);
             if (BoxWeight > 0) extra = ExtraGradient(weights, delta, t, positives, out extraLoss);
         }
         _lastWeights = weights;
+        _maskWeights = maskWeights;
 
         Tensor output;
         using (GradMode.NoGrad()) output = boxDeltas.Clone();
@@ -127,6 +139,83 @@ public sealed class CratTransfuser : IGradientTransfuser
             }
         }
         return new GradientTransfusion(output, extraLoss);
+    }
+
+    /// <summary>The mask transfusion loss of 3.4 for the positives of the last Transfuse call, in the same order:
+    /// L = λ_m·Σ_n Σ_c w_{n,c}·mean_pixels BCE(M_{n,c}, T_n) with the box-derived weights w without the gate (code).
+    /// Differentiable in the mask logits; 0 (no gradient) when the last batch had no positive or λ_m = 0.</summary>
+    /// <param name="maskLogits">(P, C, H, W) float32 logits of every class's mask channel for the P positives.</param>
+    /// <param name="maskTargets">(P, H, W) float32 binary targets.</param>
+    public Tensor MaskTransfusionLoss(Tensor maskLogits, Tensor maskTargets)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_maskWeights is null)
+            throw new InvalidOperationException("CratTransfuser.MaskTransfusionLoss: no weights yet; call Transfuse on the box regressor outputs of this batch first.");
+        var c = NumClasses;
+        var p = _maskWeights.Length / c;
+        if (maskLogits.Rank != 4 || maskLogits.Size(0) != p || maskLogits.Size(1) != c || maskLogits.DType != DType.Float32)
+            throw new ArgumentException($"CratTransfuser.MaskTransfusionLoss: mask logits must be float32 (P, C, H, W) with P = {p} positives of the last Transfuse call and C = {c}, got {maskLogits.DType.Name()} {ShapeUtil.Format(maskLogits.Shape)}.");
+        var (h, w) = (maskLogits.Size(2), maskLogits.Size(3));
+        if (maskTargets.Rank != 3 || maskTargets.Size(0) != p || maskTargets.Size(1) != h || maskTargets.Size(2) != w || maskTargets.DType != DType.Float32)
+            throw new ArgumentException($"CratTransfuser.MaskTransfusionLoss: mask targets must be float32 (P, H, W) = ({p}, {h}, {w}), got {maskTargets.DType.Name()} {ShapeUtil.Format(maskTargets.Shape)}.");
+        if (p == 0 || MaskWeight == 0 || h * w == 0)
+            return Tensor.Zeros([], DType.Float32, maskLogits.Device);
+        float[] m, t;
+        using (GradMode.NoGrad()) (m, t) = (maskLogits.ToFloatArray(), maskTargets.ToFloatArray());
+        var weights = _maskWeights;
+        var hw = h * w;
+        var scale = MaskWeight / hw;
+        var partial = new double[p];
+        Parallel.For(0, p, n =>
+        {
+            double s = 0;
+            for (var j = 0; j < c; j++)
+            {
+                var wj = weights[n * c + j];
+                if (wj == 0) continue;
+                double l = 0;
+                for (var i = 0; i < hw; i++)
+                {
+                    double z = m[(n * c + j) * hw + i];
+                    // BCE(z, t) = softplus(z) − t·z (0.1), softplus written to stay finite for large |z|
+                    l += Math.Max(z, 0) + Math.Log(1 + Math.Exp(-Math.Abs(z))) - t[n * hw + i] * z;
+                }
+                s += wj * l;
+            }
+            partial[n] = s;
+        });
+        Tensor loss;
+        using (GradMode.NoGrad()) loss = Tensor.Full([], scale * partial.Sum(), DType.Float32, maskLogits.Device);
+        if (Engine.Autograd.Tape.IsNeededFor(maskLogits))
+        {
+            var dims = maskLogits.ShapeArray();
+            var device = maskLogits.Device;
+            Engine.Autograd.Tape.RecordCustom(loss, "crat_mask_transfusion", [maskLogits, maskTargets], saved =>
+            {
+                var sm = saved.Save(maskLogits);
+                var st = saved.Save(maskTargets);
+                return g =>
+                {
+                    var up = g.Item() * scale;
+                    var (z, tt) = (sm.ToFloatArray(), st.ToFloatArray());
+                    var grad = new float[z.Length];
+                    Parallel.For(0, p, n =>
+                    {
+                        for (var j = 0; j < c; j++)
+                        {
+                            var wj = weights[n * c + j] * up;
+                            for (var i = 0; i < hw; i++)
+                            {
+                                var k = (n * c + j) * hw + i;
+                                grad[k] = (float)(wj * (1 / (1 + Math.Exp(-(double)z[k])) - tt[n * hw + i]));
+                            }
+                        }
+                    });
+                    return [Tensor.From<float>(grad, dims, device), null];
+                };
+            });
+        }
+        return loss;
     }
 
     private void UpdateFisher(float[] fisher, float[] x, float[] delta, float[] t, long[] y, int[] positives, int normalizer)
@@ -154,7 +243,7 @@ public sealed class CratTransfuser : IGradientTransfuser
         });
     }
 
-    private void ComputeWeights(float[] fisher, float[] x, float[] delta, float[] t, long[] y, int[] positives, int normalizer, double[] weights)
+    private void ComputeWeights(float[] fisher, float[] x, float[] delta, float[] t, long[] y, int[] positives, int normalizer, double[] weights, double[]? ungated = null)
     {
         int c = NumClasses, d = EmbeddingDim;
         var normF = new double[c];
@@ -224,7 +313,11 @@ public sealed class CratTransfuser : IGradientTransfuser
             double sum = 0;
             for (var j = 0; j < c; j++) if (j != yn) sum += Math.Exp(z[j] - max);
             for (var j = 0; j < c; j++)
-                weights[n * c + j] = j == yn || !gate[j] ? 0 : Math.Exp(z[j] - max) / sum;
+            {
+                var v = j == yn ? 0 : Math.Exp(z[j] - max) / sum;
+                weights[n * c + j] = gate[j] ? v : 0;
+                if (ungated is not null) ungated[p * c + j] = v;
+            }
         });
     }
 

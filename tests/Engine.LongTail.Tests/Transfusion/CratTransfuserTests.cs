@@ -296,4 +296,76 @@ public class CratTransfuserTests
         e = Assert.Throws<ArgumentException>(() => crat.LoadStateDict(state));
         Assert.Contains("fisher_box", e.Message);
     }
+
+    [Fact]
+    public void MaskTransfusionMatchesReferenceAndIsUngated()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        const int r = 17, d = 5, c = 9, h = 5, w = 3;
+        const double lambda = 0.7;
+        // reference backward against finite differences
+        {
+            const int p = 2, cc = 3, hw = 4;
+            var wts = TestUtil.Uniform(g, p * cc, 0, 1);
+            var tgt = TestUtil.Uniform(g, p * hw, 0, 1).Select(v => v < 0.5 ? 0.0 : 1.0).ToArray();
+            var check = Gradcheck.Check(
+                x => [CratReference.MaskTransfusionLoss(wts, x[0], tgt, p, cc, hw, lambda)],
+                (x, up) => [CratReference.MaskTransfusionGradient(wts, x[0], tgt, p, cc, hw, lambda).Select(v => v * up[0]).ToArray()],
+                [TestUtil.Uniform(g, p * cc * hw, -3, 3)], g);
+            Assert.True(check.Passed, $"mask transfusion gradient vs finite differences: {check} (seed {seed})");
+        }
+        foreach (var query in new[] { CratQuery.FirstSample, CratQuery.PerSample })
+        {
+            using var crat = new CratTransfuser(c, d, query, fisherRate: 0.5, maskWeight: lambda);
+            var fisher = new double[c * 4 * d];
+            for (var it = 0; it < 2; it++)
+            {
+                var b = MakeBatch(g, r, d, c, 0.4);
+                RunEngine(crat, b, new double[r * 4 * c]);
+                CratReference.FisherUpdate(fisher, b.X, b.Deltas, b.Targets, b.Labels, d, c, b.N, 0.5);
+                var ungated = CratReference.UngatedWeights(query, fisher, b.X, b.Deltas, b.Targets, b.Labels, d, c, b.N, CratTransfuser.DefaultTemperature);
+                var p = b.Labels.Count(l => l < c);
+                var m = TestUtil.Logits(g, p, c * h * w, -6, 6);
+                var t = TestUtil.Uniform(g, p * h * w, 0, 1).Select(v => v < 0.4 ? 0.0 : 1.0).ToArray();
+                using var scope = DisposeScope.Begin();
+                var mt = TestUtil.Float(m, p, c, h, w).RequireGrad();
+                var loss = crat.MaskTransfusionLoss(mt, TestUtil.Float(t, p, h, w));
+                loss.Backward();
+                var what = $"{query} iteration {it}";
+                // double accumulation of float32 logits: summation order only
+                TestUtil.AssertClose(CratReference.MaskTransfusionLoss(ungated, m, t, p, c, h * w, lambda), loss.Item(), $"{what}: mask loss", seed, 1e-6, 1e-5);
+                TestUtil.AssertClose(CratReference.MaskTransfusionGradient(ungated, m, t, p, c, h * w, lambda), mt.Grad!.ToDoubleArray(), $"{what}: mask gradient", seed, 1e-8, 1e-4);
+                // classes never seen (second half) still receive mask transfusion
+                var grad = mt.Grad!.ToDoubleArray();
+                Assert.Contains(Enumerable.Range(0, p * c * h * w).Where(k => k / (h * w) % c >= c / 2 + 1), k => grad[k] != 0);
+            }
+        }
+    }
+
+    [Fact]
+    public void ZeroMaskWeightAndNoPositivesGiveNoMaskTerm()
+    {
+        var g = TestUtil.Fresh(out _);
+        const int r = 9, d = 3, c = 5;
+        using var off = new CratTransfuser(c, d, maskWeight: 0);
+        var b = MakeBatch(g, r, d, c, 0.3);
+        RunEngine(off, b, new double[r * 4 * c]);
+        var p = b.Labels.Count(l => l < c);
+        using (var scope = DisposeScope.Begin())
+        {
+            var mt = TestUtil.Float(TestUtil.Logits(g, p, c * 4), p, c, 2, 2).RequireGrad();
+            var loss = off.MaskTransfusionLoss(mt, Tensor.Zeros([p, 2, 2]));
+            Assert.Equal(0, loss.Item());
+            Assert.False(loss.RequiresGrad);
+        }
+        using var crat = new CratTransfuser(c, d);
+        Assert.Throws<InvalidOperationException>(() => crat.MaskTransfusionLoss(Tensor.Zeros([0, c, 2, 2]), Tensor.Zeros([0, 2, 2])));
+        RunEngine(crat, MakeBatch(g, r, d, c, 1.0), new double[r * 4 * c]);
+        using (var scope = DisposeScope.Begin())
+        {
+            Assert.Equal(0, crat.MaskTransfusionLoss(Tensor.Zeros([0, c, 2, 2]), Tensor.Zeros([0, 2, 2])).Item());
+            var e = Assert.Throws<ArgumentException>(() => crat.MaskTransfusionLoss(Tensor.Zeros([1, c, 2, 2]), Tensor.Zeros([1, 2, 2])));
+            Assert.Contains("P = 0", e.Message);
+        }
+    }
 }
