@@ -56,6 +56,15 @@ public sealed class RioMemoryReplay : IRoiEmbeddingAugmenter
         _queues = new Queue?[_bankClasses.Length];
     }
 
+    /// <summary>The bank class list from per-class training image counts m_c: every class with 1 ≤ m_c ≤ maxImages
+    /// (10 = rare only, the base config; 30 = rare plus the rarest common classes, the LVIS configs' "rare_common30").</summary>
+    public static int[] BankClassesByImageCount(IReadOnlyList<long> imageCounts, int maxImages)
+    {
+        ArgumentNullException.ThrowIfNull(imageCounts);
+        if (maxImages < 0) throw new ArgumentException($"RioMemoryReplay.BankClassesByImageCount: maxImages must be ≥ 0, got {maxImages}.");
+        return Enumerable.Range(0, imageCounts.Count).Where(c => imageCounts[c] >= 1 && imageCounts[c] <= maxImages).ToArray();
+    }
+
     public int NumClasses { get; }
     public int EmbeddingDim { get; }
     public int ReplayCount { get; }

@@ -218,4 +218,16 @@ public class RioMemoryReplayTests
         using var other = new RioMemoryReplay(5, 3, [2]);
         Assert.Contains("bank_classes", Assert.Throws<ArgumentException>(() => other.LoadStateDict(state)).Message);
     }
+
+    [Fact]
+    public void BankClassesAreTheClassesWithFewTrainingImages()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var counts = Enumerable.Range(0, 1203).Select(_ => g.NextInt64(200)).ToArray();
+        var bank = RioMemoryReplay.BankClassesByImageCount(counts, 30);
+        Assert.Equal(Enumerable.Range(0, counts.Length).Where(c => counts[c] is >= 1 and <= 30), bank);
+        Assert.True(RioMemoryReplay.BankClassesByImageCount(counts, 10).All(c => bank.Contains(c)), $"rare ⊂ rare_common30 (seed {seed})");
+        using var rio = new RioMemoryReplay(counts.Length, 4, bank);
+        Assert.Equal(bank, rio.BankClasses);
+    }
 }
