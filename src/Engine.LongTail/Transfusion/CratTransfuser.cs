@@ -285,22 +285,33 @@ public sealed class CratTransfuser : IGradientTransfuser
         }
         else
         {
+            // cos(q_n, F_c) = a_n · b_c with a_n[f] = q_f / max(‖q_n‖, 1e-12) (‖q_n‖ = 2·sqrt(Σ_f q_f²), the query
+            // repeats q_f over the four coordinates) and b_c[f] = Σ_k F_c[4f+k] / max(‖F_c‖, 1e-12): unit-scale float
+            // operands of one (P, D) × (D, C) matmul instead of P·C·D double products
             var n2 = (double)normalizer * normalizer;
+            var a = new float[positives.Length * d];
             Parallel.For(0, positives.Length, p =>
             {
                 var n = positives[p];
-                var q = new double[d];
-                double q4 = 0;
-                for (var f = 0; f < d; f++) { var v = (double)x[n * d + f]; q[f] = v * v / n2; q4 += q[f] * q[f]; }
-                // the query repeats each q_f over the four coordinates: ‖q‖ = sqrt(4·Σ q_f²)
-                var nq = Math.Max(Math.Sqrt(4 * q4), 1e-12);
-                for (var j = 0; j < c; j++)
-                {
-                    double dot = 0;
-                    for (var f = 0; f < d; f++) dot += q[f] * collapsed![j * d + f];
-                    logits[p * c + j] = dot / (nq * Math.Max(normF[j], 1e-12)) / Temperature;
-                }
+                double q2 = 0;
+                for (var f = 0; f < d; f++) { var v = (double)x[n * d + f]; var q = v * v / n2; q2 += q * q; }
+                var nq = Math.Max(2 * Math.Sqrt(q2), 1e-12);
+                for (var f = 0; f < d; f++) { var v = (double)x[n * d + f]; a[p * d + f] = (float)(v * v / n2 / nq); }
             });
+            var b = new float[d * c];
+            for (var j = 0; j < c; j++)
+            {
+                var nf = Math.Max(normF[j], 1e-12);
+                for (var f = 0; f < d; f++) b[f * c + j] = (float)(collapsed![j * d + f] / nf);
+            }
+            using (GradMode.NoGrad())
+            using (var at = Tensor.From<float>(a, [positives.Length, d]))
+            using (var bt = Tensor.From<float>(b, [d, c]))
+            using (var cos = at.Matmul(bt))
+            {
+                var values = cos.ToFloatArray();
+                for (var i = 0; i < values.Length; i++) logits[i] = values[i] / Temperature;
+            }
         }
 
         Parallel.For(0, positives.Length, p =>
