@@ -250,4 +250,21 @@ public class RoiHeadsTests
         // one proposal, 3 classes at near-uniform scores (≈ 1/4 > 0.05): one detection per class
         Assert.True(d1.Count == 3, $"image with one proposal: {d1.Count} detections, seed {seed}");
     }
+
+    [Fact]
+    public void ClassAgnosticRegressionSharesOneBoxAcrossClasses()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        using var predictor = new FastRcnnOutputLayers(8, 2, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(), classAgnosticBoxReg: true);
+        Assert.Equal([4, 8], predictor.BboxPred.Weight.Shape.ToArray());
+        // delta dx = 1 (weight 10: 0.1 widths) moves the 10×10 proposal 1 px to the right, for both classes
+        using var proposals = Tensor.From([0f, 0, 10, 10], 1, 4);
+        using var logits = Tensor.From([1f, 1, 0], 1, 3);
+        using var deltas = Tensor.From([1f, 0, 0, 0], 1, 4);
+        var dets = predictor.Inference(logits, deltas, [proposals], [(64, 64)]);
+        using var d = dets[0];
+        Assert.True(d.Count == 2, $"{d.Count} detections, seed {seed}");
+        Assert.Equal([1f, 0, 11, 10, 1, 0, 11, 10], d.PredBoxes!.ToFloatArray());
+        Assert.Equal([0L, 1], d.PredClasses!.ToInt64Array().Order().ToArray());
+    }
 }
