@@ -231,4 +231,40 @@ public class RoiHeadsTests
         Assert.True(Math.Abs(plain["loss_cls"] - relabelled["loss_cls"]) > 1e-3 * plain["loss_cls"], $"loss_cls {plain["loss_cls"]} unchanged by relabelled rows, seed {seed}");
         Assert.True(Math.Abs(plain["loss_box_reg"] - relabelled["loss_box_reg"]) <= 1e-6 * plain["loss_box_reg"] + 1e-7, $"loss_box_reg changed, seed {seed}");
     }
+
+    [Fact]
+    public void ImageWithoutProposalsGetsNoDetections()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        using var heads = Heads(g, numClasses: 3, batch: 16, positiveFraction: 0.25);
+        heads.Eval();
+        using var images = new ImageList(Tensor.Zeros([2, 3, 64, 64]), [(64, 64), (64, 64)]);
+        using var p2 = Tensor.Randn([2, 4, 16, 16], g);
+        using var p3 = Tensor.Randn([2, 4, 8, 8], g);
+        using var empty = new Instances((64, 64)) { PredBoxes = Tensor.Zeros([0, 4]), Scores = Tensor.Zeros([0]) };
+        using var one = new Instances((64, 64)) { PredBoxes = Tensor.From([4f, 4, 40, 40], 1, 4), Scores = Tensor.Zeros([1]) };
+        var (_, dets) = heads.Forward(images, new Dictionary<string, Tensor> { ["p2"] = p2, ["p3"] = p3 }, [empty, one], null);
+        using var d0 = dets[0];
+        using var d1 = dets[1];
+        Assert.True(d0.Count == 0 && d0.PredBoxes!.ShapeArray().SequenceEqual([0, 4]), $"image without proposals: {d0.Count} detections, seed {seed}");
+        // one proposal, 3 classes at near-uniform scores (≈ 1/4 > 0.05): one detection per class
+        Assert.True(d1.Count == 3, $"image with one proposal: {d1.Count} detections, seed {seed}");
+    }
+
+    [Fact]
+    public void ClassAgnosticRegressionSharesOneBoxAcrossClasses()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        using var predictor = new FastRcnnOutputLayers(8, 2, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(), classAgnosticBoxReg: true);
+        Assert.Equal([4, 8], predictor.BboxPred.Weight.Shape.ToArray());
+        // delta dx = 1 (weight 10: 0.1 widths) moves the 10×10 proposal 1 px to the right, for both classes
+        using var proposals = Tensor.From([0f, 0, 10, 10], 1, 4);
+        using var logits = Tensor.From([1f, 1, 0], 1, 3);
+        using var deltas = Tensor.From([1f, 0, 0, 0], 1, 4);
+        var dets = predictor.Inference(logits, deltas, [proposals], [(64, 64)]);
+        using var d = dets[0];
+        Assert.True(d.Count == 2, $"{d.Count} detections, seed {seed}");
+        Assert.Equal([1f, 0, 11, 10, 1, 0, 11, 10], d.PredBoxes!.ToFloatArray());
+        Assert.Equal([0L, 1], d.PredClasses!.ToInt64Array().Order().ToArray());
+    }
 }
