@@ -247,17 +247,10 @@ public sealed class FeatureHallucination : IRoiEmbeddingAugmenter
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(state);
         var targets = new[] { ("mean", _mean), ("variance", _variance), ("has_statistics", _hasStatistics) };
-        var errors = new List<string>();
-        foreach (var (name, t) in targets)
-            if (!state.TryGetValue(name, out var src)) errors.Add($"missing '{name}'");
-            else if (src.DType != t.DType || !src.Shape.SequenceEqual(t.Shape))
-                errors.Add($"'{name}' is {src.DType.Name()} {ShapeUtil.Format(src.Shape)}, expected {t.DType.Name()} {ShapeUtil.Format(t.Shape)}");
-        foreach (var key in state.Keys)
-            if (targets.All(x => x.Item1 != key)) errors.Add($"unexpected '{key}'");
+        var errors = StateCheck.Problems(state, StateCheck.Of(targets));
         if (errors.Count > 0)
             throw new ArgumentException($"FeatureHallucination.LoadStateDict: {string.Join("; ", errors)}; pass a state saved by a FeatureHallucination with C = {NumClasses}, D = {EmbeddingDim}.");
-        using (GradMode.NoGrad())
-            foreach (var (name, t) in targets) t.CopyFrom(state[name]);
+        StateCheck.CopyInto(state, targets);
     }
 
     public void Dispose()

@@ -228,13 +228,7 @@ public sealed class RioMemoryReplay : IRoiEmbeddingAugmenter
         {
             ("bank_classes", DType.Int64, [b]), ("lengths", DType.Int64, [b]), ("embeddings", DType.Float32, [b, cap, d]), ("boxes", DType.Float32, [b, cap, 8]),
         };
-        var errors = new List<string>();
-        foreach (var (name, type, shape) in expected)
-            if (!state.TryGetValue(name, out var t)) errors.Add($"missing '{name}'");
-            else if (t.DType != type || !t.Shape.SequenceEqual(shape))
-                errors.Add($"'{name}' is {t.DType.Name()} {ShapeUtil.Format(t.Shape)}, expected {type.Name()} {ShapeUtil.Format(shape)}");
-        foreach (var key in state.Keys)
-            if (expected.All(x => x.Name != key)) errors.Add($"unexpected '{key}'");
+        var errors = StateCheck.Problems(state, expected);
         if (errors.Count == 0 && !state["bank_classes"].ToInt64Array().SequenceEqual(_bankClasses.Select(c => (long)c)))
             errors.Add("'bank_classes' differs from this bank's class list");
         var lengths = errors.Count == 0 ? state["lengths"].ToInt64Array() : [];

@@ -191,17 +191,10 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
             targets.Add(("count", _count));
             targets.Add(("m2", _m2));
         }
-        var errors = new List<string>();
-        foreach (var (name, t) in targets)
-            if (!state.TryGetValue(name, out var src)) errors.Add($"missing '{name}'");
-            else if (src.DType != t.DType || !src.Shape.SequenceEqual(t.Shape))
-                errors.Add($"'{name}' is {src.DType.Name()} {ShapeUtil.Format(src.Shape)}, expected {t.DType.Name()} {ShapeUtil.Format(t.Shape)}");
-        foreach (var key in state.Keys)
-            if (targets.All(x => x.Item1 != key)) errors.Add($"unexpected '{key}'");
+        var errors = StateCheck.Problems(state, StateCheck.Of(targets));
         if (errors.Count > 0)
             throw new InvalidOperationException($"LogitNormCalibrator.LoadStateDict ({Mode}, C = {NumClasses}): nothing was loaded: {string.Join("; ", errors)}.");
-        using (GradMode.NoGrad())
-            foreach (var (name, t) in targets) t.CopyFrom(state[name]);
+        StateCheck.CopyInto(state, targets);
     }
 
     private void Check(Tensor logits, string call)

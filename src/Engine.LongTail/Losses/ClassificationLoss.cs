@@ -74,20 +74,11 @@ public abstract class ClassificationLoss : IClassificationLoss
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(state);
-        var errors = new List<string>();
-        foreach (var (name, value) in _state)
-        {
-            if (!state.TryGetValue(name, out var src)) errors.Add($"missing '{name}' ({value.DType.Name()} {ShapeUtil.Format(value.Shape)})");
-            else if (!src.Shape.SequenceEqual(value.Shape) || src.DType != value.DType)
-                errors.Add($"'{name}' is {src.DType.Name()} {ShapeUtil.Format(src.Shape)}, expected {value.DType.Name()} {ShapeUtil.Format(value.Shape)}");
-        }
-        foreach (var key in state.Keys)
-            if (_state.All(s => s.Name != key)) errors.Add($"unexpected '{key}'");
+        var errors = StateCheck.Problems(state, StateCheck.Of(_state));
         if (errors.Count > 0)
             throw new InvalidOperationException($"{GetType().Name}.LoadStateDict: nothing was loaded: {string.Join("; ", errors)}. " +
                                                 "Load a state saved by the same loss with the same number of classes.");
-        using (GradMode.NoGrad())
-            foreach (var (name, value) in _state) value.CopyFrom(state[name]);
+        StateCheck.CopyInto(state, _state);
         AfterLoad();
     }
 

@@ -393,15 +393,11 @@ public sealed class CratTransfuser : IGradientTransfuser
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(state);
-        var errors = new List<string>();
-        if (!state.TryGetValue("fisher_box", out var src)) errors.Add("missing 'fisher_box'");
-        else if (src.DType != DType.Float32 || !src.Shape.SequenceEqual(_fisher.Shape))
-            errors.Add($"'fisher_box' is {src.DType.Name()} {ShapeUtil.Format(src.Shape)}, expected float32 {ShapeUtil.Format(_fisher.Shape)}");
-        foreach (var key in state.Keys)
-            if (key != "fisher_box") errors.Add($"unexpected '{key}'");
+        (string, Tensor)[] targets = [("fisher_box", _fisher)];
+        var errors = StateCheck.Problems(state, StateCheck.Of(targets));
         if (errors.Count > 0)
             throw new ArgumentException($"CratTransfuser.LoadStateDict: {string.Join("; ", errors)}; pass a state saved by a CratTransfuser with C = {NumClasses}, D = {EmbeddingDim}.");
-        using (GradMode.NoGrad()) _fisher.CopyFrom(src!);
+        StateCheck.CopyInto(state, targets);
         _fisher.Storage.BumpVersion();
     }
 
