@@ -6,6 +6,7 @@ public static class VerbRegistry
     public static readonly Type[] Verbs =
     [
         typeof(Verbs.SelfTestVerb),
+        typeof(Verbs.TrainVerb),
         typeof(Verbs.EvalVerb),
         typeof(Verbs.SynthVerb),
     ];
