@@ -240,6 +240,16 @@ public static class DetectorTraining
         _ => throw new ArgumentException($"DetectorTraining: DATALOADER.SAMPLER_TRAIN {d.SamplerTrain} has no data-layer sampler; use TrainingSampler or RepeatFactorTrainingSampler."),
     };
 
+    /// <summary>The evaluation set: <paramref name="datasetName"/> from DATASETS.CATALOG, or the one DATASETS.TEST names.</summary>
+    public static LvisRecordSet LoadTestSet(EngineConfig config, string? datasetName = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var set = LoadSet(config, datasetName is null ? config.Datasets.Test : [datasetName], datasetName is null ? "DATASETS.TEST" : "the dataset", forTraining: false)
+                  ?? throw new ArgumentException("DetectorTraining: DATASETS.TEST is empty; name the dataset to run on.");
+        CheckClasses(config, set, datasetName ?? "DATASETS.TEST");
+        return set;
+    }
+
     private static LvisRecordSet? LoadSet(EngineConfig config, IReadOnlyList<string> names, string key, bool forTraining)
     {
         if (names.Count == 0) return null;
