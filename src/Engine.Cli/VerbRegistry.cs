@@ -8,6 +8,7 @@ public static class VerbRegistry
         typeof(Verbs.SelfTestVerb),
         typeof(Verbs.TrainVerb),
         typeof(Verbs.EvalVerb),
+        typeof(Verbs.InferVerb),
         typeof(Verbs.SynthVerb),
     ];
 }

@@ -90,6 +90,15 @@ public sealed class TrainVerb : IVerb
         foreach (var (label, file) in new[] { ("log", TrainingLog.FileName), ("metrics", "metrics.json"), ("per-class", "per_category_ap.csv"), ("results", DetectorTraining.ResultsFile), ("report", "report.html") })
             if (File.Exists(Path.Combine(full, file)))
                 AnsiConsole.WriteLine($"  {label,-9} {Path.Combine(full, file)}");
+        var metricsPath = Path.Combine(full, "metrics.json");
+        if (File.Exists(metricsPath))
+        {
+            using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(metricsPath));
+            var shown = metrics.RootElement.EnumerateObject()
+                .Where(p => p.Name is "AP" or "AP50" or "APr" or "APc" or "APf" or "AR@300" && p.Value.ValueKind == System.Text.Json.JsonValueKind.Number)
+                .Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Name} {p.Value.GetDouble():0.0000}"));
+            AnsiConsole.WriteLine("last evaluation: " + string.Join("  ", shown));
+        }
         return 0;
     }
 
