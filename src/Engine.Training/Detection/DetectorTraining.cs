@@ -94,6 +94,8 @@ public static class DetectorTraining
         var loaderOptions = LoaderOptions(config, config.Solver.ImsPerBatch, seed);
         var records = train.Records;
         var sampler = config.Dataloader;
+        // The loader is made when the run starts; building its sampler now rejects an unsupported one before any file is written.
+        _ = Sampler(sampler, records, seed);
         DataLoader MakeLoader() => new(records, Sampler(sampler, records, seed), pipeline, loaderOptions);
 
         var detector = DetectorBuilder.FromConfig(config, new Generator(seed));

@@ -136,4 +136,48 @@ public sealed class DetectorTrainingTests
         var actual = File.ReadAllBytes(Path.Combine(split, "model_final.safetensors"));
         Assert.True(expected.AsSpan().SequenceEqual(actual), $"model_final.safetensors differs between the whole run ({expected.Length} bytes) and half + resume + half ({actual.Length} bytes)");
     }
+
+    [Fact]
+    public void ConfigsTheDataLayerCannotServeAreRejectedWithTheKeyAndTheFix()
+    {
+        var dir = Toy.TempDir();
+        var classes = Assert.Throws<ArgumentException>(() => DetectorTraining.Build(Config(dir, 8) with
+        {
+            Model = Config(dir, 8).Model with { RoiHeads = Config(dir, 8).Model.RoiHeads with { NumClasses = Classes + 1 } },
+        }));
+        Assert.Contains($"MODEL.ROI_HEADS.NUM_CLASSES={Classes}", classes.Message);
+
+        var missing = Assert.Throws<FileNotFoundException>(() => DetectorTraining.Build(Config(dir, 8) with
+        {
+            Datasets = Config(dir, 8).Datasets with { Root = Path.Combine(dir, "nowhere") },
+        }));
+        Assert.Contains("synth_lt_train", missing.Message);
+        Assert.Contains("engine synth", missing.Message);
+
+        var sampler = Assert.Throws<ArgumentException>(() => DetectorTraining.Build(Config(dir, 8) with
+        {
+            Dataloader = Config(dir, 8).Dataloader with { SamplerTrain = TrainSampler.ClassAwareSampler },
+        }));
+        Assert.Contains("SAMPLER_TRAIN", sampler.Message);
+
+        var flip = Assert.Throws<ArgumentException>(() => DetectorTraining.TrainingTransforms(new InputConfig { RandomFlip = RandomFlip.Vertical }));
+        Assert.Contains("INPUT.RANDOM_FLIP", flip.Message);
+        Assert.False(Directory.EnumerateFiles(dir).Any(), $"a rejected config must not start a run: {string.Join(", ", Directory.EnumerateFiles(dir))}");
+    }
+
+    [Fact]
+    public void RepeatFactorSamplingTrainsThroughTheSameBuild()
+    {
+        var dir = Toy.TempDir();
+        var config = Config(dir, 4) with { Datasets = Config(dir, 4).Datasets with { Test = [] } };
+        config = config with { Solver = config.Solver with { MaxIter = 2, Steps = [1], WarmupIters = 1 } };
+        config = config with { Dataloader = config.Dataloader with { SamplerTrain = TrainSampler.RepeatFactorTrainingSampler, RepeatThreshold = 0.5 } };
+        using var run = DetectorTraining.Build(config, Options);
+        Assert.Null(run.TestSet);
+        run.Run();
+        var log = TrainingLog.Read(Path.Combine(dir, TrainingLog.FileName));
+        Assert.Equal([0L, 1L], log.Select(e => e.Iteration));
+        Assert.All(log, e => Assert.True(double.IsFinite(e.TotalLoss), $"iteration {e.Iteration}: total loss {e.TotalLoss}"));
+        Assert.False(File.Exists(Path.Combine(dir, ReportFiles.MetricsFile)), "no DATASETS.TEST, so no evaluation files");
+    }
 }
