@@ -28,6 +28,7 @@ public static class EngineProgram
             s.HelpWriter = Console.Out;
             s.CaseInsensitiveEnumValues = true;
             s.AutoVersion = true;
+            s.AllowMultiInstance = true; // repeatable options such as `train --set A=1 --set B=2`
         });
         var result = parser.ParseArguments(args, VerbRegistry.Verbs);
         return result.MapResult(

@@ -6,7 +6,9 @@ public static class VerbRegistry
     public static readonly Type[] Verbs =
     [
         typeof(Verbs.SelfTestVerb),
+        typeof(Verbs.TrainVerb),
         typeof(Verbs.EvalVerb),
+        typeof(Verbs.InferVerb),
         typeof(Verbs.SynthVerb),
     ];
 }

@@ -1,0 +1,33 @@
+// Inference and evaluation of a trained detector outside a training run: the detector the config describes,
+// the weights of a checkpoint (model_final.safetensors or a periodic one), and the evaluation set run through
+// the same code path as the trainer's evaluation, so the results file and metrics equal those the run wrote.
+using Engine.Config;
+using Engine.Detection.Modeling;
+
+namespace Engine.Training.Detection;
+
+public static class DetectorInference
+{
+    /// <summary>Writes lvis_results.json into <paramref name="outputDir"/> and, with <paramref name="evaluate"/>,
+    /// metrics.json and per_category_ap.csv; returns the evaluation (null without it).</summary>
+    public static EvaluationResult? Run(EngineConfig config, string weightsPath, string outputDir, string? datasetName = null, bool evaluate = true, int batchSize = 4)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (!File.Exists(weightsPath))
+            throw new FileNotFoundException($"DetectorInference: weights file {weightsPath} does not exist (a run writes model_final.safetensors into its OUTPUT_DIR).", weightsPath);
+        var test = DetectorTraining.LoadTestSet(config, datasetName);
+        // The initial values are replaced by the checkpoint; the seed only has to be a valid one.
+        using var detector = DetectorBuilder.FromConfig(config, new Generator(config.Seed >= 0 ? (ulong)config.Seed : 0));
+        detector.Load(weightsPath);
+        Directory.CreateDirectory(outputDir);
+        var resultsPath = Path.Combine(outputDir, DetectorTraining.ResultsFile);
+        if (!evaluate)
+        {
+            DetectorTraining.WriteResults(detector, config, test, resultsPath, batchSize);
+            return null;
+        }
+        var result = DetectorTraining.Evaluate(detector, config, test, resultsPath, batchSize);
+        MetricsFiles.Write(outputDir, -1, result);
+        return result;
+    }
+}

@@ -1,0 +1,53 @@
+// The two-stage detector as a trainable model: each ImageBatch of the data layer (raw pixels padded into one
+// (N, 3, Hp, Wp) tensor, per-image boxes (R_i, 4) XYXY and class indices (R_i)) becomes the detector's ImageList
+// and ground-truth Instances, and the detector's four losses are the trainer's. The ROI/RPN samplers draw from
+// generators the detector owns; they are exposed so a resumed run draws the same RoIs.
+using Engine.Data.Transforms;
+using Engine.Detection;
+using Engine.Detection.Modeling.MetaArch;
+using Engine.Nn;
+
+namespace Engine.Training.Detection;
+
+public sealed class DetectorTrainable : ITrainable<ImageBatch>
+{
+    public DetectorTrainable(GeneralizedRcnn detector)
+    {
+        ArgumentNullException.ThrowIfNull(detector);
+        Detector = detector;
+        var generators = new Dictionary<string, Generator> { ["roi_heads.sampler"] = detector.RoiHeads.Generator };
+        // The builder may hand one generator to both heads; checkpointing it once keeps its position unambiguous.
+        if (!ReferenceEquals(detector.ProposalGenerator.Generator, detector.RoiHeads.Generator))
+            generators["proposal_generator.sampler"] = detector.ProposalGenerator.Generator;
+        Generators = generators;
+    }
+
+    public GeneralizedRcnn Detector { get; }
+
+    public Module Module => Detector;
+
+    public IReadOnlyDictionary<string, Generator> Generators { get; }
+
+    public IReadOnlyDictionary<string, Tensor> Losses(ImageBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Boxes.Count != batch.Count || batch.Classes.Count != batch.Count)
+            throw new ArgumentException($"DetectorTrainable.Losses: batch {batch.Index} has {batch.Count} images but {batch.Boxes.Count} box and {batch.Classes.Count} class tensors; give one of each per image.");
+        if (!Detector.IsTraining)
+            throw new InvalidOperationException("DetectorTrainable.Losses: the detector is in eval mode; call Detector.Train() before training (evaluation switches it back itself).");
+        // The ImageList and targets take ownership of what they are given, so they get storage-sharing views (Detach) and the batch keeps its
+        // own tensors (the trainer disposes the batch after the step).
+        using var images = new ImageList(batch.Images.Detach(), batch.ImageSizes, batch.OriginalSizes);
+        var targets = new List<Instances>(batch.Count);
+        try
+        {
+            for (var i = 0; i < batch.Count; i++)
+                targets.Add(Instances.FromGroundTruth(batch.ImageSizes[i], batch.Boxes[i].Detach(), batch.Classes[i].Detach()));
+            return Detector.Losses(images, targets);
+        }
+        finally
+        {
+            foreach (var t in targets) t.Dispose();
+        }
+    }
+}
