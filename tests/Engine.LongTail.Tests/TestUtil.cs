@@ -1,32 +1,16 @@
-// Shared helpers of the long-tail tests: fresh seeds each run (printed on failure; ENGINE_TEST_SEED replays one),
-// NaN-poisoned allocations (an unwritten output element fails its comparison), tolerance checks of the form
-// |actual − expected| ≤ atol + rtol·|expected|, and random batches of logits and labels with the shapes the
+// Helpers of the long-tail tests: the core tests' fresh seeds, NaN poisoning and tolerance checks (linked from
+// tests/Engine.Core.Tests/TestUtil.cs), plus random batches of logits and labels with the shapes the
 // spec cares about (absent classes, all-background batches, one RoI, empty, LVIS width, extreme logits).
 namespace Engine.LongTail.Tests;
 
 public static class TestUtil
 {
-    static TestUtil() => EngineOptions.PoisonAllocations = true;
-
-    public static Generator Fresh(out ulong seed)
-    {
-        EngineOptions.PoisonAllocations = true;
-        var fixedSeed = Environment.GetEnvironmentVariable("ENGINE_TEST_SEED");
-        seed = fixedSeed is not null ? ulong.Parse(fixedSeed) : (ulong)Random.Shared.NextInt64();
-        return new Generator(seed);
-    }
+    /// <summary>A fresh seed with NaN-poisoned allocations (the core tests' helper).</summary>
+    public static Generator Fresh(out ulong seed) => Engine.Tests.TestUtil.Fresh(out seed);
 
     public static void AssertClose(IReadOnlyList<double> expected, IReadOnlyList<double> actual, string what, ulong seed,
-                                   double atol = 1e-5, double rtol = 1e-4)
-    {
-        Assert.True(expected.Count == actual.Count, $"{what}: {actual.Count} elements, expected {expected.Count} (seed {seed})");
-        for (var i = 0; i < expected.Count; i++)
-        {
-            var (e, a) = (expected[i], actual[i]);
-            if (!(Math.Abs(a - e) <= atol + rtol * Math.Abs(e)))
-                Assert.Fail($"{what}: element {i} is {a:G9}, expected {e:G9} (seed {seed}, ENGINE_TEST_SEED={seed} replays)");
-        }
-    }
+                                   double atol = 1e-5, double rtol = 1e-4) =>
+        Engine.Tests.TestUtil.AssertClose(expected, actual, what, seed, atol, rtol);
 
     public static void AssertClose(double expected, double actual, string what, ulong seed, double atol = 1e-5, double rtol = 1e-4) =>
         AssertClose([expected], [actual], what, seed, atol, rtol);
