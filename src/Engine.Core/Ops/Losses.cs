@@ -49,9 +49,9 @@ public static class Losses
             throw new ArgumentException($"{op}: logits ({logits.Device}), target ({target.Device}) and weight ({weight?.Device}) must be on one device.");
 
         var backend = logits.Backend;
-        var x = Contiguous(logits);
-        var t = Contiguous(target);
-        var w = weight is null ? null : Contiguous(weight);
+        var x = logits.ForKernel();
+        var t = target.ForKernel();
+        var w = weight is null ? null : weight.ForKernel();
         Tensor lse, rowWeight, rowLoss;
         using (DisposeScope.Suspend())
         {
@@ -274,13 +274,5 @@ public static class Losses
             case Reduction.Sum: using (loss) return loss.Sum();
             default: throw new ArgumentOutOfRangeException(nameof(reduction), reduction, $"{op}: unknown reduction.");
         }
-    }
-
-    /// <summary>A contiguous, unrecorded, unscoped version of t for a backend call (an alias when already contiguous).</summary>
-    private static Tensor Contiguous(Tensor t)
-    {
-        using (GradMode.NoGrad())
-        using (DisposeScope.Suspend())
-            return t.IsContiguous ? t.Alias() : t.Contiguous();
     }
 }

@@ -40,7 +40,7 @@ public sealed partial class Tensor
         var values = Empty(outShape, DType.Float32, Device);
         var indices = Empty(outShape, DType.Int64, Device);
         if (values.Numel > 0)
-            using (var x = PoolingLayout.Contiguous(this)) Backend.MaxPool2d(x, window, values, indices);
+            using (var x = ForKernel()) Backend.MaxPool2d(x, window, values, indices);
         if (Autograd.Tape.IsNeeded(this))
         {
             var inputShape = _shape;
@@ -51,7 +51,7 @@ public sealed partial class Tensor
                 {
                     var gx = Empty(inputShape, DType.Float32, g.Device);
                     if (gx.Numel == 0) return [gx];
-                    using var gc = PoolingLayout.Contiguous(g);
+                    using var gc = g.ForKernel();
                     g.Backend.MaxPool2dBackward(gc, si, gx);
                     return [gx];
                 };
@@ -81,7 +81,7 @@ public sealed partial class Tensor
             throw new ArgumentException($"{op}: output size {outH}x{outW} must be positive (input {ShapeUtil.Format(_shape)}).");
         var y = Empty([_shape[0], _shape[1], outH, outW], DType.Float32, Device);
         if (y.Numel > 0)
-            using (var x = PoolingLayout.Contiguous(this)) Backend.UpsampleNearest2d(x, y);
+            using (var x = ForKernel()) Backend.UpsampleNearest2d(x, y);
         if (Autograd.Tape.IsNeeded(this))
         {
             var inputShape = _shape;
@@ -89,7 +89,7 @@ public sealed partial class Tensor
             {
                 var gx = Empty(inputShape, DType.Float32, g.Device);
                 if (gx.Numel == 0) return [gx];
-                using var gc = PoolingLayout.Contiguous(g);
+                using var gc = g.ForKernel();
                 g.Backend.UpsampleNearest2dBackward(gc, gx);
                 return [gx];
             });
@@ -101,14 +101,6 @@ public sealed partial class Tensor
 /// <summary>Helpers of this file only (file-local so that other op families may use the same names).</summary>
 file static class PoolingLayout
 {
-    /// <summary>A contiguous, unrecorded, unscoped version of t for a backend call (an alias when already contiguous).</summary>
-    public static Tensor Contiguous(Tensor t)
-    {
-        using (GradMode.NoGrad())
-        using (DisposeScope.Suspend())
-            return t.IsContiguous ? t.Alias() : t.Contiguous();
-    }
-
     public static void CheckUpsampleInput(Tensor t)
     {
         if (t.DType != DType.Float32 || t.Rank != 4)

@@ -21,14 +21,14 @@ public sealed partial class Tensor
         var d = ShapeUtil.NormalizeDim(dim, rank, name);
         var (outer, n, inner) = SoftmaxLayout.Split(_shape, d);
         var y = Empty(_shape, DType.Float32, Device);
-        using (var x = SoftmaxLayout.Contiguous(this)) Backend.Softmax(x, outer, n, inner, log, y);
+        using (var x = ForKernel()) Backend.Softmax(x, outer, n, inner, log, y);
         if (Autograd.Tape.IsNeeded(this))
             Autograd.Tape.Record(y, name, [this], node =>
             {
                 var sy = node.Save(y);
                 return g =>
                 {
-                    using var gc = SoftmaxLayout.Contiguous(g);
+                    using var gc = g.ForKernel();
                     var gx = Empty(sy._shape, DType.Float32, sy.Device);
                     sy.Backend.SoftmaxBackward(sy, gc, outer, n, inner, log, gx);
                     return [gx];
@@ -49,13 +49,5 @@ file static class SoftmaxLayout
         for (var i = 0; i < d; i++) outer *= shape[i];
         for (var i = d + 1; i < shape.Length; i++) inner *= shape[i];
         return (outer, shape[d], inner);
-    }
-
-    /// <summary>A contiguous, unrecorded, unscoped version of t for a backend call (an alias when already contiguous).</summary>
-    public static Tensor Contiguous(Tensor t)
-    {
-        using (GradMode.NoGrad())
-        using (DisposeScope.Suspend())
-            return t.IsContiguous ? t.Alias() : t.Contiguous();
     }
 }

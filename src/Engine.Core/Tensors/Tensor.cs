@@ -136,7 +136,7 @@ public sealed partial class Tensor : IDisposable
     public T[] ToArray<T>() where T : unmanaged
     {
         CheckElementType<T>("ToArray");
-        using var host = Device == Device.Cpu && IsContiguous ? Alias() : To(Device.Cpu).ContiguousOwned();
+        using var host = Device == Device.Cpu ? ForKernel() : To(Device.Cpu); // a copy to the host is contiguous
         return host.AsSpan<T>().ToArray();
     }
 
@@ -170,7 +170,14 @@ public sealed partial class Tensor : IDisposable
             return new Tensor(Storage, _shape, _strides, Offset, DType, addRef: true);
     }
 
-    internal Tensor ContiguousOwned() => IsContiguous ? this : Contiguous();
+    /// <summary>A contiguous, unrecorded, unscoped version of this tensor for a backend call (an alias when already
+    /// contiguous); the caller disposes it.</summary>
+    internal Tensor ForKernel()
+    {
+        using (GradMode.NoGrad())
+        using (DisposeScope.Suspend())
+            return IsContiguous ? Alias() : Contiguous();
+    }
 
     internal void CheckElementType<T>(string op) where T : unmanaged
     {
