@@ -51,3 +51,88 @@ __device__ __forceinline__ long long grid_stride()
 {
     return (long long)gridDim.x * blockDim.x;
 }
+
+// ---- reductions and scans shared by the detection and long-tail kernels -------------------------
+// Every helper below needs all 32 lanes of the calling warp (full mask); the block helpers need every
+// thread of the block, blockDim.x a multiple of 32 (at most 1024) and a __shared__ scratch of 32 values.
+
+#define ENGINE_FULL_MASK 0xffffffffu
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T value)
+{
+    for (int d = 16; d > 0; d >>= 1) value += __shfl_xor_sync(ENGINE_FULL_MASK, value, d);
+    return value;
+}
+
+template <typename T>
+__device__ __forceinline__ T warp_max(T value)
+{
+    for (int d = 16; d > 0; d >>= 1) {
+        const T other = __shfl_xor_sync(ENGINE_FULL_MASK, value, d);
+        value = other > value ? other : value;
+    }
+    return value;
+}
+
+// Sum over the block, returned to every thread. scratch is reusable as soon as the call returns.
+template <typename T>
+__device__ T block_sum(T value, T* scratch)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    value = warp_sum(value);
+    if (lane == 0) scratch[warp] = value;
+    __syncthreads();
+    T total = lane < warps ? scratch[lane] : T(0);
+    total = warp_sum(total);
+    __syncthreads();
+    return total;
+}
+
+// Maximum over the block, returned to every thread; lowest is the identity (e.g. -infinity).
+template <typename T>
+__device__ T block_max(T value, T lowest, T* scratch)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    value = warp_max(value);
+    if (lane == 0) scratch[warp] = value;
+    __syncthreads();
+    T best = lane < warps ? scratch[lane] : lowest;
+    best = warp_max(best);
+    __syncthreads();
+    return best;
+}
+
+// Exclusive prefix sum of one value per thread in thread order; total receives the block's sum.
+template <typename T>
+__device__ T block_exclusive_scan(T value, T* scratch, T& total)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    T inclusive = value;
+    for (int d = 1; d < 32; d <<= 1) {
+        const T before = __shfl_up_sync(ENGINE_FULL_MASK, inclusive, d);
+        if (lane >= d) inclusive += before;
+    }
+    if (lane == 31) scratch[warp] = inclusive;
+    __syncthreads();
+    if (warp == 0) {
+        T sums = lane < warps ? scratch[lane] : T(0);
+        for (int d = 1; d < 32; d <<= 1) {
+            const T before = __shfl_up_sync(ENGINE_FULL_MASK, sums, d);
+            if (lane >= d) sums += before;
+        }
+        scratch[lane] = sums;
+    }
+    __syncthreads();
+    const T offset = warp > 0 ? scratch[warp - 1] : T(0);
+    total = scratch[warps - 1];
+    __syncthreads();
+    return offset + inclusive - value;
+}
+
+// IEEE maximum/minimum that return NaN when either operand is NaN (as .NET's MathF.Max/Min do), where
+// fmaxf/fminf would return the other operand.
+__device__ __forceinline__ float nan_max(float a, float b) { return a != a ? a : (b != b ? b : fmaxf(a, b)); }
+__device__ __forceinline__ float nan_min(float a, float b) { return a != a ? a : (b != b ? b : fminf(a, b)); }
+
+__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fffffff); }
