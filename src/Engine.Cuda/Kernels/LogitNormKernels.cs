@@ -1,0 +1,127 @@
+// Launcher of kernels/logit_norm.cu: LogN's per-column statistics of the class logits (the EMA update of the
+// running mean and variance, or the exact merge of a batch into count, mean and M2) and the test-time calibration
+// z' = (z − (μ − β)) / sd with the background column untouched, optionally followed by the softmax. The statistics
+// are updated in place on the device; nothing synchronizes.
+using System.Runtime.InteropServices;
+using Engine.Cuda.Compilation;
+
+namespace Engine.Cuda.Kernels;
+
+/// <summary>Mirror of <c>struct logit_norm_args</c> (64 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct LogitNormArgs
+{
+    public ulong Logits;
+    public ulong Mean;
+    public ulong Variance;
+    public ulong Count;
+    public ulong Output;
+    public double Momentum;
+    public int Rows;
+    public int Columns;
+    public int Exact;
+    public int Softmax;
+}
+
+public sealed class LogitNormKernels(CudaDevice device, KernelCompiler compiler)
+    : KernelFamily(device, compiler, SourceFile, KernelNames)
+{
+    public const string SourceFile = "logit_norm.cu";
+
+    private const string Update = "logit_norm_update_kernel";
+    private const string CountKernel = "logit_norm_count_kernel";
+    private const string CalibrateKernel = "logit_norm_calibrate_kernel";
+
+    /// <summary>LOGIT_NORM_COLUMNS × LOGIT_NORM_SLICES threads of the statistics kernel.</summary>
+    private const int Columns = 32, Slices = 8;
+
+    public static IReadOnlyList<string> KernelNames { get; } = [Update, CountKernel, CalibrateKernel];
+
+    /// <summary>EMA update (section 2.1) in place, every column of logits (N ≥ 2, K): mean = (1 − m)·mean + m·a,
+    /// variance = (1 − m)·variance + m·b with the batch mean a and unbiased batch variance b.</summary>
+    public void UpdateRunningStatistics(DeviceView logits, double momentum, DeviceBuffer<float> mean, DeviceBuffer<float> variance,
+                                        CudaStream? stream = null)
+    {
+        const string op = "LogitNormKernels.UpdateRunningStatistics";
+        var (n, k) = Matrix(op, logits);
+        if (n < 2)
+            throw new ArgumentException($"{op}: logits has {n} rows; the unbiased batch variance needs at least 2 (skip batches of one RoI).", nameof(logits));
+        if (!(momentum > 0 && momentum <= 1))
+            throw new ArgumentException($"{op}: momentum {momentum} must be in (0, 1].", nameof(momentum));
+        RequireStatistics(op, logits, k, mean, variance);
+        var args = new LogitNormArgs
+        {
+            Logits = logits.Address, Mean = mean.Pointer, Variance = variance.Pointer, Momentum = momentum, Rows = n, Columns = k,
+        };
+        LaunchStatistics(args, stream);
+    }
+
+    /// <summary>Exact statistics (section 2.1) in place: merges the batch logits (N, K) into count (int64 [1]), mean and
+    /// M2 (K) by Chan's pairwise update; N = 0 changes nothing.</summary>
+    public void MergeStatistics(DeviceView logits, DeviceBuffer<long> count, DeviceBuffer<float> mean, DeviceBuffer<float> m2,
+                                CudaStream? stream = null)
+    {
+        const string op = "LogitNormKernels.MergeStatistics";
+        var (n, k) = Matrix(op, logits);
+        RequireBuffer(op, nameof(count), count, 1);
+        RequireStatistics(op, logits, k, mean, m2);
+        if (n == 0) return;
+        var args = new LogitNormArgs
+        {
+            Logits = logits.Address, Mean = mean.Pointer, Variance = m2.Pointer, Count = count.Pointer, Rows = n, Columns = k, Exact = 1,
+        };
+        LaunchStatistics(args, stream);
+        // every column read the old count in the launch before; only now may it change
+        Launch(CountKernel, Blocks(1, 32), stream, args);
+    }
+
+    /// <summary>Calibrated logits (section 2.2) of logits (N, C + 1), background last: for c &lt; C,
+    /// (z − (μ_c − β)) / sqrt(max(v_c, 1e-11)) with β = min over c &lt; C of μ_c; the background column unchanged;
+    /// then the row softmax when <paramref name="softmax"/>. mean and variance (C + 1) as LogitNormCalibrator keeps them.</summary>
+    public void Calibrate(DeviceView logits, DeviceBuffer<float> mean, DeviceBuffer<float> variance, bool softmax, DeviceBuffer<float> output,
+                          CudaStream? stream = null)
+    {
+        const string op = "LogitNormKernels.Calibrate";
+        var (n, k) = Matrix(op, logits);
+        if (k < 2)
+            throw new ArgumentException($"{op}: logits has {k} columns; LogN needs C ≥ 1 foreground columns and the background last.", nameof(logits));
+        RequireStatistics(op, logits, k, mean, variance);
+        RequireBuffer(op, nameof(output), output, (long)n * k);
+        RequireDistinct(op, nameof(output), output, ("logits", logits.Buffer), ("mean", mean), ("variance", variance));
+        if (n == 0) return;
+        var args = new LogitNormArgs
+        {
+            Logits = logits.Address, Mean = mean.Pointer, Variance = variance.Pointer, Output = output.Pointer, Rows = n, Columns = k,
+            Softmax = softmax ? 1 : 0,
+        };
+        var threads = Math.Clamp((k + 31) / 32 * 32, 32, 256);
+        Launch(CalibrateKernel, Resident(n, threads), stream, args);
+    }
+
+    private void LaunchStatistics(LogitNormArgs args, CudaStream? stream)
+    {
+        var blocks = (args.Columns + Columns - 1) / Columns;
+        var config = new LaunchConfig(new Dim3((uint)Math.Min(blocks, Device.MaxGridDimX)), new Dim3(Columns, Slices));
+        Launch(Update, config, stream, args);
+    }
+
+    private (int Rows, int Columns) Matrix(string op, DeviceView logits)
+    {
+        if (logits.Shape.Length != 2)
+            throw new ArgumentException($"{op}: logits has shape {ElementwiseLayout.Format(logits.Shape)}; it must be (N, K).", nameof(logits));
+        if (logits.Shape[0] > int.MaxValue || logits.Shape[1] > int.MaxValue)
+            throw new ArgumentException($"{op}: logits {ElementwiseLayout.Format(logits.Shape)} has more than 2^31 rows or columns.", nameof(logits));
+        RequireDense(op, nameof(logits), logits, logits.Shape);
+        return ((int)logits.Shape[0], (int)logits.Shape[1]);
+    }
+
+    private void RequireStatistics(string op, DeviceView logits, int k, DeviceBuffer<float> mean, DeviceBuffer<float> second)
+    {
+        RequireBuffer(op, nameof(mean), mean, k);
+        RequireBuffer(op, "variance", second, k);
+        if (ReferenceEquals(mean, second))
+            throw new ArgumentException($"{op}: mean and variance are the same buffer; pass two buffers of {k} elements.");
+        RequireDistinct(op, "mean", mean, ("logits", logits.Buffer));
+        RequireDistinct(op, "variance", second, ("logits", logits.Buffer));
+    }
+}
