@@ -1,0 +1,157 @@
+// kernels/logit_norm.cu on a GPU against the double reference (LogitNormReference) and the CPU implementation
+// (LongTailBackends.Cpu for the statistics, LogitNormCalibrator for the calibration): EMA updates repeated on one
+// state, the exact merge over batches of several sizes (one row, none), the calibration with a variance below the
+// 1e-11 floor and a zero variance, the background column bit-identical, the softmax scores, odd column counts and
+// an empty batch; outputs poisoned with NaN.
+using Engine.Cuda.Kernels;
+using Engine.LongTail;
+using Engine.LongTail.Reference;
+using Engine.Tests;
+using static Engine.Cuda.Tests.Kernels.KernelTestSupport;
+
+namespace Engine.Cuda.Tests.Kernels;
+
+public sealed class LogitNormKernelsTests
+{
+    // The statistics are formed in double and rounded once to float, like the reference's final values: within
+    // half an ulp (6e-8 relative) plus the difference of two double sums, so 3e-7 relative (about 2.5 ulp) is ample,
+    // and the 1e-9 absolute term covers values that cancel to near zero. Each EMA or merge step rounds the stored
+    // float state again, so the references below replay the same float roundings step by step.
+    private const double StatisticsAbs = 1e-9, StatisticsRel = 3e-7;
+
+    public static TheoryData<int, int> Shapes => new() { { 2, 1 }, { 3, 2 }, { 513, 33 }, { 64, 1204 }, { 1000, 7 } };
+
+    [CudaTheory]
+    [MemberData(nameof(Shapes))]
+    public void EmaUpdateMatchesTheReference(int rows, int columns)
+    {
+        var random = new SeededRandom();
+        var mean = random.Uniform(columns, -3, 3);
+        var variance = random.Uniform(columns, 0.1, 4);
+        using var meanBuffer = Upload(mean);
+        using var varianceBuffer = Upload(variance);
+        double[] expectedMean = Doubles(mean), expectedVariance = Doubles(variance);
+        foreach (var momentum in new[] { 5e-5, 0.3, 1.0 })
+        {
+            var logits = random.Uniform((long)rows * columns, -8, 8);
+            using var logitBuffer = Upload(logits);
+            LogitNorm.UpdateRunningStatistics(DeviceView.Dense(logitBuffer, rows, columns), momentum, meanBuffer, varianceBuffer);
+            LogitNormReference.EmaUpdate(Doubles(logits), rows, columns, momentum, expectedMean, expectedVariance);
+            var (actualMean, actualVariance) = (meanBuffer.ToArray(), varianceBuffer.ToArray());
+            var context = $"EMA ({rows}, {columns}) momentum {momentum}";
+            AssertClose(expectedMean, actualMean, StatisticsAbs, StatisticsRel, $"{context} mean", random.Seed, guard: false);
+            AssertClose(expectedVariance, actualVariance, StatisticsAbs, StatisticsRel, $"{context} variance", random.Seed, guard: false);
+            // the reference continues from the stored floats, as the calibrator's state does
+            (expectedMean, expectedVariance) = (Doubles(actualMean), Doubles(actualVariance));
+        }
+    }
+
+    [CudaTheory]
+    [MemberData(nameof(Shapes))]
+    public void ExactMergeMatchesTheCpuBackend(int rows, int columns)
+    {
+        var random = new SeededRandom();
+        using var count = Upload(new long[] { 0 });
+        using var mean = Upload(new float[columns]);
+        using var m2 = Upload(new float[columns]);
+        using var cpuCount = Tensor.Zeros([1], DType.Int64);
+        using var cpuMean = Tensor.Zeros([columns]);
+        using var cpuM2 = Tensor.Zeros([columns]);
+        var all = new List<float>();
+        foreach (var batch in new[] { rows, 1, 0, rows + 5 })
+        {
+            var logits = random.Uniform((long)batch * columns, -8, 8);
+            all.AddRange(logits);
+            using var logitBuffer = Upload(logits);
+            LogitNorm.MergeStatistics(DeviceView.Dense(logitBuffer, batch, columns), count, mean, m2);
+            using var cpuLogits = Tensor.From(logits, [batch, columns]);
+            LongTailBackends.Cpu.MergeStatistics(cpuLogits, cpuCount, cpuMean, cpuM2);
+
+            var context = $"merge ({batch}, {columns}) after {all.Count / columns} rows";
+            Assert.Equal(cpuCount.ToArray<long>()[0], count.ToArray()[0]);
+            AssertClose(Doubles(cpuMean.ToArray<float>()), mean.ToArray(), StatisticsAbs, StatisticsRel, $"{context} mean", random.Seed, guard: false);
+            AssertClose(Doubles(cpuM2.ToArray<float>()), m2.ToArray(), StatisticsAbs, StatisticsRel, $"{context} M2", random.Seed, guard: false);
+        }
+        // and the merged statistics are those of all rows at once (float state rounded after each merge: 1e-5)
+        var n = all.Count / columns;
+        var (exactMean, exactVariance) = LogitNormReference.BatchStatistics(Doubles(all.ToArray()), n, columns);
+        AssertClose(exactMean, mean.ToArray(), 1e-5, 1e-5, "merged mean vs all rows", random.Seed, guard: false);
+        AssertClose(exactVariance.Select(v => v * (n - 1)).ToArray(), m2.ToArray(), 1e-5, 1e-5, "merged M2 vs all rows", random.Seed, guard: false);
+    }
+
+    public static TheoryData<int, int> CalibrationShapes => new() { { 0, 5 }, { 1, 2 }, { 7, 2 }, { 37, 31 }, { 300, 1204 } };
+
+    [CudaTheory]
+    [MemberData(nameof(CalibrationShapes))]
+    public void CalibrationMatchesTheCalibrator(int rows, int columns)
+    {
+        var random = new SeededRandom();
+        var classes = columns - 1;
+        var mean = random.Uniform(columns, -4, 2);
+        var variance = random.Uniform(columns, 0.05, 9);
+        if (classes >= 3)
+        {
+            variance[0] = 1e-13f;   // below the 1e-11 floor
+            variance[1] = 0f;
+        }
+        var logits = random.Uniform((long)rows * columns, -6, 6);
+        using var calibrator = new LogitNormCalibrator(classes);
+        using (var m = Tensor.From(mean, [columns]))
+        using (var v = Tensor.From(variance, [columns]))
+            calibrator.LoadStateDict(new Dictionary<string, Tensor> { ["running_mean"] = m, ["running_var"] = v });
+        using var cpuLogits = Tensor.From(logits, [rows, columns]);
+        using var cpuCalibrated = calibrator.Calibrate(cpuLogits);
+        using var cpuScores = calibrator.Scores(cpuLogits);
+
+        using var logitBuffer = Upload(logits);
+        using var meanBuffer = Upload(mean);
+        using var varianceBuffer = Upload(variance);
+        var view = DeviceView.Dense(logitBuffer, rows, columns);
+        using var calibrated = GpuContext.Poisoned((long)rows * columns);
+        using var scores = GpuContext.Poisoned((long)rows * columns);
+        LogitNorm.Calibrate(view, meanBuffer, varianceBuffer, softmax: false, calibrated);
+        LogitNorm.Calibrate(view, meanBuffer, varianceBuffer, softmax: true, scores);
+        var context = $"calibration ({rows}, {columns})";
+
+        // the same float operations as the CPU path: bit-identical, background column included
+        var actual = calibrated.ToArray();
+        AssertBitEqual(cpuCalibrated.ToArray<float>(), actual, context, random.Seed);
+        Assert.True(float.IsNaN(actual[^1]), $"{context}: guard overwritten (seed {random.Seed})");
+        for (var i = 0; i < rows; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(actual[i * columns + classes]) == BitConverter.SingleToInt32Bits(logits[i * columns + classes]),
+                $"{context}: background of row {i} changed (seed {random.Seed})");
+
+        // against the double definition: the float path rounds z − shift (|z| + |shift| ≤ 12) and the quotient, so
+        // the error is a few ulps of 12 / sd plus a few ulps of the result
+        var expected = LogitNormReference.Calibrate(Doubles(logits), rows, classes, Doubles(mean), Doubles(variance));
+        for (var i = 0; i < expected.Length; i++)
+        {
+            var c = i % columns;
+            var sd = c < classes ? Math.Sqrt(Math.Max(variance[c], 1e-11)) : 1;
+            var tolerance = 4 * 6e-8 * (12 / sd + Math.Abs(expected[i]));
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= tolerance,
+                $"{context}: element {i} is {actual[i]:R}, reference {expected[i]:R} (tolerance {tolerance:G3}; seed {random.Seed})");
+        }
+
+        // softmax: float exp and sums over K ≤ 1204 terms of at most 1: 1e-6 absolute, 1e-5 relative
+        AssertClose(Doubles(cpuScores.ToArray<float>()), scores.ToArray(), 1e-6, 1e-5, $"{context} scores", random.Seed);
+    }
+
+    [CudaFact]
+    public void BadArgumentsAreRejected()
+    {
+        using var logits = GpuContext.Device.Allocate<float>(12);
+        using var stats = GpuContext.Device.Allocate<float>(4);
+        using var other = GpuContext.Device.Allocate<float>(4);
+        var one = Assert.Throws<ArgumentException>(() => LogitNorm.UpdateRunningStatistics(DeviceView.Dense(logits, 1, 4), 0.1, stats, other));
+        Assert.Contains("at least 2", one.Message);
+        var momentum = Assert.Throws<ArgumentException>(() => LogitNorm.UpdateRunningStatistics(DeviceView.Dense(logits, 3, 4), 0, stats, other));
+        Assert.Contains("momentum 0", momentum.Message);
+        var same = Assert.Throws<ArgumentException>(() => LogitNorm.UpdateRunningStatistics(DeviceView.Dense(logits, 3, 4), 0.1, stats, stats));
+        Assert.Contains("same buffer", same.Message);
+        var small = Assert.Throws<ArgumentException>(() => LogitNorm.Calibrate(DeviceView.Dense(logits, 2, 6), stats, other, false, logits));
+        Assert.Contains("mean holds 4", small.Message);
+        var background = Assert.Throws<ArgumentException>(() => LogitNorm.Calibrate(DeviceView.Dense(logits, 12, 1), stats, other, false, other));
+        Assert.Contains("background", background.Message);
+    }
+}
