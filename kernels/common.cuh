@@ -1,5 +1,6 @@
 // Device helpers shared by the kernel families: the strided index map that lets one kernel walk
-// tensors of any layout (views, transposes, broadcasts) and the grid-stride loop bounds.
+// tensors of any layout (views, transposes, broadcasts), the grid-stride loop bounds, and warp/block
+// reductions and scans with NaN-propagating min/max (used by the detection and long-tail kernels).
 // Compiled by NVRTC only; it includes no toolkit header, so it uses built-in types alone.
 //
 // Layout contract with the host (src/Engine.Cuda/Kernels/StridedIndexMap.cs mirrors it, 272 bytes):
