@@ -10,5 +10,6 @@ public static class VerbRegistry
         typeof(Verbs.EvalVerb),
         typeof(Verbs.InferVerb),
         typeof(Verbs.SynthVerb),
+        typeof(Verbs.DemoVerb),
     ];
 }

@@ -103,7 +103,7 @@ public sealed class TrainVerb : IVerb
     }
 
     /// <summary>One Spectre progress task for the run: iterations done of MAX_ITER, with loss and learning rate in its label.</summary>
-    private sealed class SpectreProgressReporter(ProgressContext context) : IProgressReporter
+    internal sealed class SpectreProgressReporter(ProgressContext context) : IProgressReporter
     {
         private ProgressTask? _task;
 
