@@ -1,8 +1,9 @@
 // report.html: one self-contained page (inline SVG, no scripts) summarising a run from its files — loss
 // curves from log.jsonl, AP by frequency group (AP, APr, APc, APf) from metrics.json, and per-category AP
 // against training-instance count (log x) from per_category_ap.csv, the question a long-tail study asks
-// first: how fast AP falls with fewer training examples. The page is built as XML (XHTML + SVG), so
-// every name and number is escaped and the file is well-formed by construction.
+// first: how fast AP falls with fewer training examples; and a few validation images with the model's
+// detections drawn on them (JPEGs embedded as data: URLs, from report_images/ or given by the caller). The page
+// is built as XML (XHTML + SVG), so every name and number is escaped and the file is well-formed by construction.
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -15,19 +16,32 @@ namespace Engine.Training;
 /// the category had no ground truth in the evaluated images.</summary>
 public sealed record CategoryAp(int Id, string Name, char Frequency, long ImageCount, long InstanceCount, double Ap);
 
-public sealed record ReportInputs(string Title, IReadOnlyList<LogEntry> Log, IReadOnlyDictionary<string, double>? Metrics, IReadOnlyList<CategoryAp> Categories);
+/// <summary>An image shown in the report: JPEG bytes and the caption under it.</summary>
+public sealed record ReportImage(string Caption, byte[] Jpeg);
+
+public sealed record ReportInputs(string Title, IReadOnlyList<LogEntry> Log, IReadOnlyDictionary<string, double>? Metrics, IReadOnlyList<CategoryAp> Categories,
+                                  IReadOnlyList<ReportImage>? Images = null);
 
 public static class RunReport
 {
     public const string FileName = "report.html";
+
+    /// <summary>Folder of OUTPUT_DIR whose images Write shows: the JPEGs that <see cref="ImagesManifest"/> lists, in its order.</summary>
+    public const string ImagesFolder = "report_images";
+
+    /// <summary>JSON list of {"file": name in ImagesFolder, "caption": text}.</summary>
+    public const string ImagesManifest = "images.json";
     private static readonly XNamespace Html = "http://www.w3.org/1999/xhtml";
     private static readonly XNamespace Svg = "http://www.w3.org/2000/svg";
     private static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
     private const string RareColor = "#d62728", CommonColor = "#ff7f0e", FrequentColor = "#1f77b4";
 
-    /// <summary>Reads log.jsonl, metrics.json and per_category_ap.csv from <paramref name="outputDir"/> (each optional)
-    /// and writes report.html there atomically; returns its path.</summary>
-    public static string Write(string outputDir, string? title = null)
+    /// <summary>Reads log.jsonl, metrics.json, per_category_ap.csv and report_images/ from <paramref name="outputDir"/>
+    /// (each optional) and writes report.html there atomically; returns its path.</summary>
+    public static string Write(string outputDir, string? title = null) => Write(outputDir, title, null);
+
+    /// <summary>As Write(outputDir, title), showing <paramref name="images"/> (null: those of report_images/).</summary>
+    public static string Write(string outputDir, string? title, IReadOnlyList<ReportImage>? images)
     {
         var logPath = Path.Combine(outputDir, TrainingLog.FileName);
         var metricsPath = Path.Combine(outputDir, ReportFiles.MetricsFile);
@@ -36,10 +50,56 @@ public static class RunReport
             title ?? Path.GetFileName(Path.GetFullPath(outputDir).TrimEnd(Path.DirectorySeparatorChar)),
             File.Exists(logPath) ? TrainingLog.Read(logPath) : [],
             File.Exists(metricsPath) ? ReadMetrics(metricsPath) : null,
-            File.Exists(csvPath) ? ReadPerCategoryCsv(csvPath) : []);
+            File.Exists(csvPath) ? ReadPerCategoryCsv(csvPath) : [],
+            images ?? ReadImages(outputDir));
         var path = Path.Combine(outputDir, FileName);
         AtomicFile.WriteAllText(path, Render(inputs));
         return path;
+    }
+
+    /// <summary>Saves <paramref name="images"/> into <paramref name="outputDir"/>/report_images (replacing what was there),
+    /// where Write finds them; the manifest is written last, so a reader never sees a half-written set.</summary>
+    public static void WriteImages(string outputDir, IReadOnlyList<ReportImage> images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        var folder = Path.Combine(outputDir, ImagesFolder);
+        Directory.CreateDirectory(folder);
+        var entries = new List<Dictionary<string, string>>();
+        for (var i = 0; i < images.Count; i++)
+        {
+            var file = $"{i:D2}.jpg";
+            AtomicFile.WriteAllBytes(Path.Combine(folder, file), images[i].Jpeg);
+            entries.Add(new Dictionary<string, string> { ["file"] = file, ["caption"] = images[i].Caption });
+        }
+        AtomicFile.WriteAllText(Path.Combine(folder, ImagesManifest), JsonSerializer.Serialize(entries, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The images report_images/images.json lists (none when the folder or manifest is absent).</summary>
+    public static List<ReportImage> ReadImages(string outputDir)
+    {
+        var folder = Path.Combine(outputDir, ImagesFolder);
+        var manifest = Path.Combine(folder, ImagesManifest);
+        if (!File.Exists(manifest)) return [];
+        List<Dictionary<string, string>>? entries;
+        try
+        {
+            entries = JsonSerializer.Deserialize<List<Dictionary<string, string>>>(File.ReadAllText(manifest));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"RunReport: '{manifest}' is not a JSON list of {{\"file\", \"caption\"}} objects: {e.Message}", e);
+        }
+        var images = new List<ReportImage>();
+        foreach (var entry in entries ?? [])
+        {
+            if (!entry.TryGetValue("file", out var file) || Path.GetFileName(file) != file)
+                throw new InvalidDataException($"RunReport: '{manifest}' has an entry without a plain file name ({string.Join(", ", entry.Select(kv => $"{kv.Key}={kv.Value}"))}).");
+            var path = Path.Combine(folder, file);
+            if (!File.Exists(path))
+                throw new FileNotFoundException($"RunReport: '{manifest}' lists {file}, which is not in {folder}.", path);
+            images.Add(new ReportImage(entry.GetValueOrDefault("caption") ?? file, File.ReadAllBytes(path)));
+        }
+        return images;
     }
 
     /// <summary>The per-category rows of an evaluation, with the counts ReportFiles writes.</summary>
@@ -138,14 +198,16 @@ public static class RunReport
             inputs.Metrics is { } m ? FrequencyBars(m) : Note("No evaluation yet (metrics.json is absent)."),
             new XElement(Html + "h2", "Per-category AP against training instances"),
             inputs.Categories.Count > 0 ? Scatter(inputs.Categories) : Note("No per-category results (per_category_ap.csv is absent)."),
-            inputs.Metrics is { } all ? MetricsTable(all) : null);
+            inputs.Metrics is { } all ? MetricsTable(all) : null,
+            inputs.Images is { Count: > 0 } images ? Images(images) : null);
         var html = new XElement(Html + "html", new XAttribute("lang", "en"),
             new XElement(Html + "head",
                 new XElement(Html + "meta", new XAttribute("charset", "utf-8")),
                 new XElement(Html + "title", $"Training report: {inputs.Title}"),
                 new XElement(Html + "style",
                     "body{font-family:sans-serif;margin:2em;color:#222}svg{background:#fff;border:1px solid #ddd}" +
-                    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}.note{color:#777}")),
+                    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}.note{color:#777}" +
+                    "figure{display:inline-block;margin:0 1em 1em 0;vertical-align:top}figcaption{font-size:0.85em;color:#555;max-width:640px}")),
             body);
         return "<!DOCTYPE html>\n" + html.ToString() + "\n";
     }
@@ -288,6 +350,13 @@ public static class RunReport
         return omitted == 0 ? chart
             : new XElement(Html + "div", chart, Note($"{omitted} of {categories.Count} categories not shown (no ground truth in the evaluated images, or no training instances)."));
     }
+
+    private static XElement Images(IReadOnlyList<ReportImage> images) =>
+        new(Html + "div",
+            new XElement(Html + "h2", "Detections on validation images"),
+            images.Select(im => new XElement(Html + "figure",
+                new XElement(Html + "img", new XAttribute("src", "data:image/jpeg;base64," + Convert.ToBase64String(im.Jpeg)), new XAttribute("alt", im.Caption)),
+                new XElement(Html + "figcaption", im.Caption))));
 
     private static XElement MetricsTable(IReadOnlyDictionary<string, double> metrics) =>
         new(Html + "table",

@@ -110,7 +110,13 @@ public static class DetectorTraining
                                                   position => DataLoaderBatchSource.Open(MakeLoader, position),
                                                   TrainerOptions.FromConfig(config, options.LogPeriod))
             {
-                Evaluate = test is null ? null : _ => Evaluate(detector, evalConfig, test, resultsPath, options.EvalBatchSize),
+                Evaluate = test is null ? null : _ =>
+                {
+                    var result = Evaluate(detector, evalConfig, test, resultsPath, options.EvalBatchSize);
+                    // Example images for report.html, which the trainer rewrites right after this evaluation.
+                    ReportDetections.WriteForTestSet(evalConfig.OutputDir, detector, evalConfig, test);
+                    return result;
+                },
                 Progress = options.Progress,
             };
             return new DetectorTrainingRun(config, detector, optimizer, trainer, train, test);

@@ -108,6 +108,8 @@ public sealed class DetectorTrainingTests
 
         var html = File.ReadAllText(Path.Combine(dir, "report.html"));
         Assert.Contains("loss_cls", html);
+        Assert.Equal(ReportDetections.DefaultCount, RunReport.ReadImages(dir).Count);
+        Assert.Contains("data:image/jpeg;base64,", html);
 
         // Inference from the saved weights alone reproduces the run's final evaluation file byte for byte.
         var inferDir = Toy.TempDir();
