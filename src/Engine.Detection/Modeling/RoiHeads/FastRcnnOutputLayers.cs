@@ -94,17 +94,21 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
     public override (Tensor Logits, Tensor Deltas) Forward(Tensor x) => (ClsScore.Forward(x), BboxPred.Forward(x));
 
     /// <summary>The losses of the rows an embedding augmenter handed on: all rows reach the classification loss; the
-    /// current rows (and the appended ones when the augmenter lets them regress) reach box regression.</summary>
-    public Dictionary<string, Tensor> Losses(RoiAugmentation rows)
+    /// current rows, whose boxes are <paramref name="proposalBoxes"/> and <paramref name="gtBoxes"/> (R, 4), reach box
+    /// regression, and the appended ones too when the augmenter lets them regress (then it gives the boxes of all rows).</summary>
+    public Dictionary<string, Tensor> Losses(RoiAugmentation rows, Tensor proposalBoxes, Tensor gtBoxes)
     {
         ArgumentNullException.ThrowIfNull(rows);
-        var regress = rows.AppendedRowsRegress ? rows.Rows : rows.CurrentRows;
-        if (rows.Proposals is null || rows.GtBoxes is null || rows.Proposals.Size(0) < regress || rows.GtBoxes.Size(0) < regress)
-            throw new ArgumentException($"FastRcnnOutputLayers.Losses: the {regress} regression rows need proposal and ground-truth boxes, got " +
+        if (proposalBoxes.Size(0) != rows.CurrentRows || gtBoxes.Size(0) != rows.CurrentRows)
+            throw new ArgumentException($"FastRcnnOutputLayers.Losses: the {rows.CurrentRows} current rows need as many proposal and ground-truth boxes, got {ShapeUtil.Format(proposalBoxes.Shape)} and {ShapeUtil.Format(gtBoxes.Shape)}.");
+        if (rows.AppendedRowsRegress && (rows.Proposals is null || rows.GtBoxes is null || rows.Proposals.Size(0) != rows.Rows || rows.GtBoxes.Size(0) != rows.Rows))
+            throw new ArgumentException($"FastRcnnOutputLayers.Losses: appended rows that regress need the boxes of all {rows.Rows} rows, got " +
                                         $"{(rows.Proposals is null ? "none" : ShapeUtil.Format(rows.Proposals.Shape))} and {(rows.GtBoxes is null ? "none" : ShapeUtil.Format(rows.GtBoxes.Shape))}.");
         using var scope = DisposeScope.Begin();
         var (logits, deltas) = Forward(rows.Embeddings);
-        var losses = Losses(logits, deltas, rows.Labels, rows.Proposals.Narrow(0, 0, regress), rows.GtBoxes.Narrow(0, 0, regress), rows.Embeddings);
+        var losses = rows.AppendedRowsRegress
+            ? Losses(logits, deltas, rows.Labels, rows.Proposals!, rows.GtBoxes!, rows.Embeddings)
+            : Losses(logits, deltas, rows.Labels, proposalBoxes, gtBoxes, rows.Embeddings);
         foreach (var loss in losses.Values) scope.Keep(loss);
         return losses;
     }

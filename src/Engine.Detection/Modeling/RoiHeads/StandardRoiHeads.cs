@@ -93,7 +93,7 @@ public sealed class StandardRoiHeads : Module
         var rows = EmbeddingAugmenter is { } augmenter
             ? Augment(augmenter, maps, embeddings, labels, proposalBoxes, gtBoxes, images, targets)
             : new RoiAugmentation(embeddings, labels, proposalBoxes, gtBoxes, embeddings.Size(0), AppendedRowsRegress: false);
-        var losses = BoxPredictor.Losses(rows);                                         // rows (R', D): all classify, R (or R') regress
+        var losses = BoxPredictor.Losses(rows, proposalBoxes, gtBoxes);                  // rows (R', D): all classify, R (or R') regress
         foreach (var loss in losses.Values) scope.Keep(loss);
         return losses;
     }
