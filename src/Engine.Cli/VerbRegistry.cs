@@ -9,6 +9,7 @@ public static class VerbRegistry
         typeof(Verbs.TrainVerb),
         typeof(Verbs.EvalVerb),
         typeof(Verbs.InferVerb),
+        typeof(Verbs.CalibrateVerb),
         typeof(Verbs.SynthVerb),
         typeof(Verbs.DemoVerb),
     ];

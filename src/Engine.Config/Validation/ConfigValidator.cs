@@ -210,6 +210,11 @@ public static partial class ConfigValidator
                 $"LogN calibrates softmax heads with a background column; CLASSIFICATION_LOSS is \"{KeyNames.ValueOf(lt.ClassificationLoss)}\".", P + "CLASSIFICATION_LOSS");
         if (lt.ClassificationLoss == ClassificationLoss.Softmax && ln.Mode == LognMode.Repo)
             c.Require(lt.Calibrator == Calibrator.Logn, P + "LOGN.MODE", "repo mode trains with standardized logits for LogN; set CALIBRATOR to \"logn\" too.", P + "CALIBRATOR");
+        if (lt.Calibrator == Calibrator.Logn && ln.Mode == LognMode.Repo)
+            c.Require(rw.Type == ReweightType.None, P + "REWEIGHT.TYPE", "LogN's repo mode trains with its own standardized softmax loss, which has no per-class weights; use \"none\".", P + "LOGN.MODE");
+        if (lt.Classifier.Type == ClassifierType.Cosine)
+            c.Require(lt.Classifier.PriorProb is null, P + "CLASSIFIER.PRIOR_PROB", "the cosine classifier has no bias to set a prior with; use null, or CLASSIFIER.TYPE \"linear\" / \"normed_linear\".", P + "CLASSIFIER.TYPE");
+        c.Require(cr.MaskWeights == CratMaskWeights.Box, P + "CRAT.MASK_WEIGHTS", "\"mask\" needs the mask Fisher bank, which is not kept (the released code updates it without using it); use \"box\".");
         if (lt.EmbeddingAugmenter == EmbeddingAugmenter.Fhm)
             c.Require(lt.ClassificationLoss == ClassificationLoss.Fcbl, P + "EMBEDDING_AUGMENTER",
                 "FHM draws classes from FCBL's confusion matrix; set CLASSIFICATION_LOSS to \"fcbl\".", P + "CLASSIFICATION_LOSS");

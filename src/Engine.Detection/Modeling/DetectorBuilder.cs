@@ -2,10 +2,12 @@
 // module's from_config: this is the one place below the drivers that reads EngineConfig; every module receives
 // explicit arguments. The backbone is a ResNet (MODEL.RESNETS, MODEL.BACKBONE.FREEZE_AT) with an FPN
 // (MODEL.FPN); anchors (MODEL.ANCHOR_GENERATOR) sit on the RPN's levels, whose strides come from the backbone;
-// the ROI heads pool MODEL.ROI_HEADS.IN_FEATURES. The long-tail plug points (classification loss, embedding
-// augmenter) are passed in already built, so another library can supply them; softmax CE and the identity are
-// the defaults. Parameter names come out as detectron2's ("backbone.bottom_up.res2.0.conv1.weight",
-// "proposal_generator.rpn_head.conv.weight", "roi_heads.box_predictor.cls_score.weight").
+// the ROI heads pool MODEL.ROI_HEADS.IN_FEATURES. The long-tail plug points (classification loss and classifier
+// layer, embedding augmenter, logit calibrator, gradient transfuser) come from MODEL.LONG_TAIL through
+// LongTailComponents, with the training set's class statistics where a method needs them. Parameter names come
+// out as detectron2's ("backbone.bottom_up.res2.0.conv1.weight", "proposal_generator.rpn_head.conv.weight",
+// "roi_heads.box_predictor.cls_score.weight"); the calibrator's statistics are buffers
+// "roi_heads.box_predictor.calibrator.running_mean" / ".running_var".
 using Engine.Config;
 using Engine.Detection.Modeling.Backbone;
 using Engine.Detection.Modeling.MetaArch;
@@ -16,16 +18,19 @@ namespace Engine.Detection.Modeling;
 
 public static class DetectorBuilder
 {
-    public static GeneralizedRcnn FromConfig(EngineConfig config, Generator generator, IClassificationLoss? classificationLoss = null,
-                                             IRoiEmbeddingAugmenter? embeddingAugmenter = null)
+    /// <param name="statistics">the training set's class counts; required by the long-tail methods that read them
+    /// (LongTailComponents.NeedsClassStatistics).</param>
+    public static GeneralizedRcnn FromConfig(EngineConfig config, Generator generator, ClassStatistics? statistics = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var m = config.Model;
+        if (m.MaskOn)
+            throw new ArgumentException("DetectorBuilder: MODEL.MASK_ON is true, but the engine builds the box branch only (no mask head); set MODEL.MASK_ON to false.");
         var backbone = BuildBackbone(m, generator);
         try
         {
             var rpn = BuildRpn(m, backbone.OutputShapes, generator);
-            var roiHeads = BuildRoiHeads(config, backbone.OutputShapes, generator, classificationLoss, embeddingAugmenter);
+            var roiHeads = BuildRoiHeads(config, backbone.OutputShapes, generator, statistics);
             return new GeneralizedRcnn(backbone, rpn, roiHeads, m.PixelMean.ToArray(), m.PixelStd.ToArray());
         }
         catch
@@ -78,9 +83,10 @@ public static class DetectorBuilder
                        smoothL1Beta: r.SmoothL1Beta, lossWeight: r.LossWeight, boxRegLossWeight: r.BboxRegLossWeight);
     }
 
-    /// <summary>StandardROIHeads.from_config (box branch): pooler over MODEL.ROI_HEADS.IN_FEATURES, 2-FC head, predictor.</summary>
+    /// <summary>StandardROIHeads.from_config (box branch): pooler over MODEL.ROI_HEADS.IN_FEATURES, 2-FC head, predictor, and
+    /// the long-tail components of MODEL.LONG_TAIL.</summary>
     public static StandardRoiHeads BuildRoiHeads(EngineConfig config, IReadOnlyDictionary<string, ShapeSpec> shapes, Generator generator,
-                                                 IClassificationLoss? classificationLoss = null, IRoiEmbeddingAugmenter? embeddingAugmenter = null)
+                                                 ClassStatistics? statistics = null)
     {
         var m = config.Model;
         var h = m.RoiHeads;
@@ -91,11 +97,27 @@ public static class DetectorBuilder
             throw new ArgumentException($"DetectorBuilder: the ROI heads' input features [{string.Join(", ", inFeatures)}] must share one channel count, got [{string.Join(", ", specs.Select(s => s.Channels))}].");
         var pooler = new RoiPooler((b.PoolerResolution, b.PoolerResolution), specs.Select(s => 1.0 / s.Stride).ToArray(), b.PoolerSamplingRatio);
         var boxHead = new FastRcnnConvFcHead((specs[0].Channels, b.PoolerResolution, b.PoolerResolution), b.NumFc, b.FcDim, generator);
-        var predictor = new FastRcnnOutputLayers(b.FcDim, h.NumClasses, generator, new Box2BoxTransform(Weights(b.BboxRegWeights, "MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS")),
-                                                 classificationLoss ?? new SoftmaxCrossEntropyLoss(), b.ClsAgnosticBboxReg, b.SmoothL1Beta, b.BboxRegLossWeight,
-                                                 h.ScoreThreshTest, h.NmsThreshTest, config.Test.DetectionsPerImage);
-        return new StandardRoiHeads(inFeatures, pooler, boxHead, predictor, new Matcher(h.IouThresholds.ToArray(), MatcherLabels(h.IouThresholds.Count, false)),
-                                    new BalancedPositiveNegativeSampler(h.BatchSizePerImage, h.PositiveFraction), generator, embeddingAugmenter, h.ProposalAppendGt);
+        if (m.LongTail.GradientTransfuser != GradientTransfuser.None && b.ClsAgnosticBboxReg)
+            throw new ArgumentException("DetectorBuilder: MODEL.LONG_TAIL.GRADIENT_TRANSFUSER needs class-specific box regression; MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG is true.");
+        var lt = LongTailComponents.FromConfig(m, b.FcDim, statistics, generator);
+        try
+        {
+            var predictor = new FastRcnnOutputLayers(b.FcDim, h.NumClasses, generator, new Box2BoxTransform(Weights(b.BboxRegWeights, "MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS")),
+                                                     lt.ClassificationLoss, b.ClsAgnosticBboxReg, b.SmoothL1Beta, b.BboxRegLossWeight,
+                                                     h.ScoreThreshTest, h.NmsThreshTest, config.Test.DetectionsPerImage,
+                                                     lt.Classifier, lt.ClassifierBias, lt.Calibrator, lt.GradientTransfuser);
+            return new StandardRoiHeads(inFeatures, pooler, boxHead, predictor, new Matcher(h.IouThresholds.ToArray(), MatcherLabels(h.IouThresholds.Count, false)),
+                                        new BalancedPositiveNegativeSampler(h.BatchSizePerImage, h.PositiveFraction), generator, lt.EmbeddingAugmenter, h.ProposalAppendGt);
+        }
+        catch
+        {
+            lt.ClassificationLoss.Dispose();
+            lt.EmbeddingAugmenter?.Dispose();
+            lt.Calibrator?.Dispose();
+            lt.GradientTransfuser?.Dispose();
+            boxHead.Dispose();
+            throw;
+        }
     }
 
     /// <summary>detectron2's IOU_LABELS for n thresholds: negative below the first, positive at or above the last,

@@ -26,7 +26,7 @@ public sealed class FeatureHallucination : IRoiEmbeddingAugmenter
     public const int JittersPerBox = 16;
 
     /// <summary>Jitter scale: each coordinate moves by at most this fraction of the box width or height.</summary>
-    public const double JitterScale = 1.0 / 6;
+    public const double DefaultJitterScale = 1.0 / 6;
 
     private readonly Func<Tensor>? _confusion;
     private readonly Tensor _mean;
@@ -36,9 +36,15 @@ public sealed class FeatureHallucination : IRoiEmbeddingAugmenter
 
     /// <param name="confusion">returns FCBL's confusion estimate K (C, C) (e.g. FcblLoss.Confusion); null samples
     /// classes uniformly (the K = 0 start).</param>
+    /// <param name="jittersPerGt">jittered boxes per GT box observed (the first this many sign patterns, 1..16).</param>
+    /// <param name="jitterScale">largest jitter as a fraction of the box width/height, in (0, 0.5).</param>
     public FeatureHallucination(int numClasses, int embeddingDim, Func<Tensor>? confusion = null, int classesPerStep = DefaultClassesPerStep,
-                                int featuresPerClass = DefaultFeaturesPerClass, double decay = DefaultDecay, bool active = true)
+                                int featuresPerClass = DefaultFeaturesPerClass, double decay = DefaultDecay, bool active = true,
+                                int jittersPerGt = JittersPerBox, double jitterScale = DefaultJitterScale)
     {
+        if (jittersPerGt is < 1 or > JittersPerBox) throw new ArgumentException($"FeatureHallucination: jitters per GT box must be in 1..{JittersPerBox} (one per sign pattern), got {jittersPerGt}.");
+        if (!(jitterScale > 0 && jitterScale < 0.5)) throw new ArgumentException($"FeatureHallucination: jitter scale must be in (0, 0.5) so a jittered box keeps positive size, got {jitterScale}.");
+        (JittersPerGt, JitterScale) = (jittersPerGt, jitterScale);
         if (numClasses < 1) throw new ArgumentException($"FeatureHallucination: C must be ≥ 1, got {numClasses}.");
         if (embeddingDim < 1) throw new ArgumentException($"FeatureHallucination: embedding width D must be ≥ 1, got {embeddingDim}.");
         if (classesPerStep < 0 || featuresPerClass < 0)
@@ -59,6 +65,8 @@ public sealed class FeatureHallucination : IRoiEmbeddingAugmenter
     public int ClassesPerStep { get; }
     public int FeaturesPerClass { get; }
     public double Decay { get; }
+    public int JittersPerGt { get; }
+    public double JitterScale { get; }
 
     /// <summary>Whether Augment hallucinates (BACL stage 2, from its first epoch); statistics update regardless.</summary>
     public bool Active { get; set; }
@@ -70,36 +78,53 @@ public sealed class FeatureHallucination : IRoiEmbeddingAugmenter
             return (_mean.Clone(), _variance.Clone(), _hasStatistics.ToArray<byte>().Select(b => b != 0).ToArray());
     }
 
-    /// <summary>The 16 jittered boxes of every GT box of one image, (16·G, 4) float32: rows 16g..16g+15 belong to GT
-    /// g, pattern p moves coordinate k by s_k·u_{k,p}·(w or h)/6 with s_k = +1 where bit k of p is set, else −1, and
-    /// clamps to [0, width] × [0, height]. u (4 × 16) is drawn once for the image and shared by its boxes.</summary>
-    public static Tensor JitterBoxes(Tensor gtBoxes, double imageWidth, double imageHeight, Generator generator)
+    /// <summary>The J (16) jittered boxes of every GT box of one image, (J·G, 4) float32: rows Jg..Jg+J−1 belong to GT
+    /// g, pattern p moves coordinate k by s_k·u_{k,p}·(w or h)·scale (scale 1/6) with s_k = +1 where bit k of p is set,
+    /// else −1, and clamps to [0, width] × [0, height]. u (4 × J) is drawn once for the image and shared by its boxes.</summary>
+    public static Tensor JitterBoxes(Tensor gtBoxes, double imageWidth, double imageHeight, Generator generator,
+                                     int jitters = JittersPerBox, double scale = DefaultJitterScale)
     {
         ArgumentNullException.ThrowIfNull(generator);
+        if (jitters is < 1 or > JittersPerBox || !(scale > 0 && scale < 0.5))
+            throw new ArgumentException($"FeatureHallucination.JitterBoxes: jitters {jitters} must be in 1..{JittersPerBox} and scale {scale} in (0, 0.5).");
         if (gtBoxes.Rank != 2 || gtBoxes.Size(1) != 4 || gtBoxes.DType != DType.Float32)
             throw new ArgumentException($"FeatureHallucination.JitterBoxes: GT boxes must be float32 (G, 4) as (x1, y1, x2, y2), got {gtBoxes.DType.Name()} {ShapeUtil.Format(gtBoxes.Shape)}.");
         if (!(imageWidth > 0 && imageHeight > 0))
             throw new ArgumentException($"FeatureHallucination.JitterBoxes: image size must be positive, got {imageWidth} × {imageHeight}.");
         var boxes = gtBoxes.ToFloatArray();
         var g = boxes.Length / 4;
-        var u = new double[4 * JittersPerBox];
+        var u = new double[4 * jitters];
         for (var i = 0; i < u.Length; i++) u[i] = generator.NextDouble();
-        var o = new float[g * JittersPerBox * 4];
+        var o = new float[g * jitters * 4];
         for (var b = 0; b < g; b++)
         {
             double w = boxes[b * 4 + 2] - boxes[b * 4], h = boxes[b * 4 + 3] - boxes[b * 4 + 1];
-            for (var p = 0; p < JittersPerBox; p++)
+            for (var p = 0; p < jitters; p++)
                 for (var k = 0; k < 4; k++)
                 {
                     var sign = (p >> k & 1) == 1 ? 1 : -1;
                     var size = k % 2 == 0 ? w : h;
                     var limit = k % 2 == 0 ? imageWidth : imageHeight;
-                    var v = boxes[b * 4 + k] + sign * u[k * JittersPerBox + p] * size * JitterScale;
-                    o[(b * JittersPerBox + p) * 4 + k] = (float)Math.Clamp(v, 0, limit);
+                    var v = boxes[b * 4 + k] + sign * u[k * jitters + p] * size * scale;
+                    o[(b * jitters + p) * 4 + k] = (float)Math.Clamp(v, 0, limit);
                 }
         }
-        return Tensor.From<float>(o, [g * JittersPerBox, 4], gtBoxes.Device);
+        return Tensor.From<float>(o, [g * jitters, 4], gtBoxes.Device);
     }
+
+    /// <summary>Step 1 for the detector: the jittered boxes of one image's GT boxes, labelled with their GT's class.</summary>
+    public (Tensor Boxes, Tensor Labels)? BoxesToObserve(Tensor gtBoxes, Tensor gtClasses, (int Height, int Width) imageSize, Generator generator)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (gtClasses.DType != DType.Int64 || gtClasses.Rank != 1 || gtClasses.Size(0) != gtBoxes.Size(0))
+            throw new ArgumentException($"FeatureHallucination.BoxesToObserve: GT classes must be int64 (G) = ({gtBoxes.Size(0)}), got {gtClasses.DType.Name()} {ShapeUtil.Format(gtClasses.Shape)}.");
+        var boxes = JitterBoxes(gtBoxes, imageSize.Width, imageSize.Height, generator, JittersPerGt, JitterScale);
+        var labels = gtClasses.ToInt64Array().SelectMany(c => Enumerable.Repeat(c, JittersPerGt)).ToArray();
+        return (boxes, Tensor.From<long>(labels, [labels.Length], gtBoxes.Device));
+    }
+
+    /// <summary>Step 3 for the detector: the jittered boxes' embeddings update the per-class statistics.</summary>
+    public void Observe(Tensor embeddings, Tensor labels) => UpdateStatistics(embeddings, labels);
 
     /// <summary>Step 3: folds the embeddings (M, D) of the jittered GT boxes with labels (M) into the per-class
     /// statistics; classes absent from the batch are unchanged, an empty batch changes nothing.</summary>

@@ -2,7 +2,9 @@
 // augmenter sits between the box head's shared FCs and the classifier/regressor. It receives the embeddings x (R, D)
 // of the sampled RoIs with their labels (and boxes where it needs them) and returns the rows the predictor sees: the
 // current rows unchanged (their gradient path intact) followed by appended rows that are constants (no gradient into
-// the box head). The losses then normalize by the grown row count. State is checkpointed.
+// the box head). The losses then normalize by the grown row count. State is checkpointed. An augmenter that keeps
+// statistics of boxes derived from the ground truth (FHM's jittered GT boxes) names those boxes per image; the
+// detector runs them through the same pooler and box head without gradient and hands the embeddings back.
 using Engine.Nn;
 
 namespace Engine.LongTail;
@@ -44,6 +46,16 @@ public interface IRoiEmbeddingAugmenter : IDisposable
     /// <summary>One training step: returns the rows for the predictor and updates the state from this batch.
     /// <paramref name="generator"/> drives every random choice, so a resumed run repeats them.</summary>
     RoiAugmentation Augment(RoiBatch batch, Generator generator);
+
+    /// <summary>Boxes of one training image (with their labels 0..C-1) whose embeddings the augmenter wants to observe
+    /// before <see cref="Augment"/>; null (the default) when it observes none.</summary>
+    /// <param name="gtBoxes">(G, 4) float32 ground-truth boxes (x1, y1, x2, y2) in the image's input coordinates.</param>
+    /// <param name="gtClasses">(G) int64 classes.</param>
+    (Tensor Boxes, Tensor Labels)? BoxesToObserve(Tensor gtBoxes, Tensor gtClasses, (int Height, int Width) imageSize, Generator generator) => null;
+
+    /// <summary>The embeddings (M, D) of the boxes BoxesToObserve named (all images of the batch, in order), with
+    /// their labels (M); computed without gradient.</summary>
+    void Observe(Tensor embeddings, Tensor labels) { }
 
     StateDict StateDict();
 

@@ -19,7 +19,7 @@ public enum LogitStatisticsMode
 public sealed class LogitNormCalibrator : ILogitCalibrator
 {
     /// <summary>Variance floor of the calibration (code).</summary>
-    public const double VarianceFloor = 1e-11;
+    public const double DefaultVarianceFloor = 1e-11;
 
     /// <summary>Variance below which a class is reported as degenerate (section 2.4).</summary>
     public const double DegenerateVariance = 1e-6;
@@ -32,11 +32,13 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
 
     /// <param name="momentum">EMA momentum per update: 5e-5 in the statistics pass per one-image update; use
     /// BatchMomentum to match that with batches of several images.</param>
-    public LogitNormCalibrator(int numClasses, LogitStatisticsMode mode = LogitStatisticsMode.Ema, double momentum = 5e-5)
+    /// <param name="varianceFloor">v is floored here before the square root at test (1e-11).</param>
+    public LogitNormCalibrator(int numClasses, LogitStatisticsMode mode = LogitStatisticsMode.Ema, double momentum = 5e-5, double varianceFloor = DefaultVarianceFloor)
     {
         if (numClasses < 1) throw new ArgumentException($"LogitNormCalibrator: C must be ≥ 1, got {numClasses}.");
         if (!(momentum > 0 && momentum <= 1)) throw new ArgumentException($"LogitNormCalibrator: momentum must be in (0, 1], got {momentum}.");
-        (NumClasses, Mode, Momentum) = (numClasses, mode, momentum);
+        if (!(varianceFloor > 0) || double.IsInfinity(varianceFloor)) throw new ArgumentException($"LogitNormCalibrator: the variance floor must be finite and > 0, got {varianceFloor}.");
+        (NumClasses, Mode, Momentum, VarianceFloor) = (numClasses, mode, momentum, varianceFloor);
         using (DisposeScope.Suspend())
         {
             // no checkpoint statistics: μ = 0, v = 1 (section 2.1)
@@ -50,6 +52,9 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
     public int NumClasses { get; }
     public LogitStatisticsMode Mode { get; }
     public double Momentum { get; set; }
+
+    /// <summary>The floor of v_c before the square root of the calibration.</summary>
+    public double VarianceFloor { get; }
 
     /// <summary>The momentum m_B = 1 − (1 − m)^B of one update over B images that matches B per-image updates of m.</summary>
     public static double BatchMomentum(double perImageMomentum, int imagesPerBatch) => 1 - Math.Pow(1 - perImageMomentum, imagesPerBatch);
@@ -153,6 +158,26 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
         using (GradMode.NoGrad())
             // background: (z − 0) / 1, bit-identical to z
             return LongTailOps.Calibrate(logits, shift, sd, softmax);
+    }
+
+    /// <summary>Sets μ and v (each C+1) of an EMA-mode calibrator directly, e.g. to the exact statistics of a pass
+    /// gathered by an exact-mode calibrator.</summary>
+    public void SetStatistics(Tensor mean, Tensor variance)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Mode != LogitStatisticsMode.Ema)
+            throw new InvalidOperationException("LogitNormCalibrator.SetStatistics: only an EMA-mode calibrator holds μ and v directly; an exact-mode one derives v from its running sums.");
+        foreach (var (name, t) in new[] { ("mean", mean), ("variance", variance) })
+            if (t.DType != DType.Float32 || t.Rank != 1 || t.Size(0) != NumClasses + 1)
+                throw new ArgumentException($"LogitNormCalibrator.SetStatistics: {name} must be float32 [{NumClasses + 1}] (C + 1), got {t.DType.Name()} {ShapeUtil.Format(t.Shape)}.");
+        using (GradMode.NoGrad())
+        {
+            using var m = SigmoidWeights.OnDevice(mean, _mean.Device);
+            using var v = SigmoidWeights.OnDevice(variance, _variance.Device);
+            _mean.CopyFrom(m);
+            _variance.CopyFrom(v);
+        }
+        Bump(_mean, _variance);
     }
 
     /// <summary>Foreground classes whose variance is below 1e-6 (section 2.4).</summary>

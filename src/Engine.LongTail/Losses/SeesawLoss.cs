@@ -9,11 +9,13 @@ public sealed class SeesawLoss : ClassificationLoss
 {
     private readonly Tensor _counts;
 
-    public SeesawLoss(int numClasses, double p = 0.8, double q = 2.0, double eps = 0.01) : base(numClasses, numClasses + 2)
+    /// <param name="lossWeight">multiplies both terms (mmdetection's loss_weight, 1).</param>
+    public SeesawLoss(int numClasses, double p = 0.8, double q = 2.0, double eps = 0.01, double lossWeight = 1) : base(numClasses, numClasses + 2)
     {
         if (!(p >= 0) || !(q >= 0)) throw new ArgumentException($"SeesawLoss: p and q must be ≥ 0, got p = {p}, q = {q}.");
         if (!(eps > 0)) throw new ArgumentException($"SeesawLoss: eps must be positive, got {eps}.");
-        (P, Q, Eps) = (p, q, eps);
+        if (!(lossWeight >= 0) || double.IsInfinity(lossWeight)) throw new ArgumentException($"SeesawLoss: loss weight must be finite and ≥ 0, got {lossWeight}.");
+        (P, Q, Eps, LossWeight) = (p, q, eps, lossWeight);
         // N_c over all sampled RoIs seen so far, C+1 entries (the background entry is kept but unused), per replica in the code
         _counts = AddState("cum_samples", Tensor.Zeros([numClasses + 1], DType.Int64));
     }
@@ -21,6 +23,7 @@ public sealed class SeesawLoss : ClassificationLoss
     public double P { get; }
     public double Q { get; }
     public double Eps { get; }
+    public double LossWeight { get; }
 
     /// <summary>The cumulative label counts (C+1, background last).</summary>
     public long[] Counts => _counts.ToArray<long>();
@@ -36,7 +39,7 @@ public sealed class SeesawLoss : ClassificationLoss
             using (GradMode.NoGrad()) _counts.CopyFrom(updated);
         }
         using var onDevice = SigmoidWeights.OnDevice(_counts, logits.Device);
-        return LongTailOps.Seesaw(logits, labels, onDevice, P, Q, Eps, Normalizer(hostLabels.Length));
+        return LongTailOps.Seesaw(logits, labels, onDevice, P, Q, Eps, LossWeight * Normalizer(hostLabels.Length));
     }
 
     /// <summary>softmax(u)_c·softmax(o)_fg for c &lt; C; background softmax(o)_bg.</summary>

@@ -78,16 +78,17 @@ public sealed class EqlLoss : ClassificationLoss
 /// <summary>EQLv2 (section 1.5): C+1 sigmoid logits, column C an objectness/background channel. Per foreground class j,
 /// q_j = σ(γ·(r_j − μ)) weighs negatives and p_j = 1 + α·(1 − q_j) positives (both 1 for column C), from the state
 /// r = G⁺/(G⁻ + 1e-10) before this batch; after the loss, G⁺_j and G⁻_j grow by Σ w·|σ(z) − y| over this batch's
-/// positive and negative elements of column j. Scores σ(z_c)·(1 − σ(z_C)), background σ(z_C).</summary>
+/// positive and negative elements of column j. Scores σ(z_c)·(1 − σ(z_C)) (the code's test_with_obj) or, without the
+/// objectness factor, σ(z_c); background σ(z_C) either way.</summary>
 public sealed class Eqlv2Loss : ClassificationLoss
 {
     private readonly Tensor _posGrad;
     private readonly Tensor _negGrad;
     private readonly Tensor _ratio;
 
-    public Eqlv2Loss(int numClasses, double gamma = 12, double mu = 0.8, double alpha = 4) : base(numClasses, numClasses + 1)
+    public Eqlv2Loss(int numClasses, double gamma = 12, double mu = 0.8, double alpha = 4, bool testWithObjectness = true) : base(numClasses, numClasses + 1)
     {
-        (Gamma, Mu, Alpha) = (gamma, mu, alpha);
+        (Gamma, Mu, Alpha, TestWithObjectness) = (gamma, mu, alpha, testWithObjectness);
         _posGrad = AddState("pos_grad", Tensor.Zeros([numClasses]));
         _negGrad = AddState("neg_grad", Tensor.Zeros([numClasses]));
         _ratio = AddState("pos_neg", Tensor.Full([numClasses], 100));
@@ -96,6 +97,9 @@ public sealed class Eqlv2Loss : ClassificationLoss
     public double Gamma { get; }
     public double Mu { get; }
     public double Alpha { get; }
+
+    /// <summary>Whether test scores carry the objectness factor 1 − σ(z_C).</summary>
+    public bool TestWithObjectness { get; }
 
     /// <summary>(p, q), each C+1 with 1 for the background column, from the current state.</summary>
     public (Tensor Positive, Tensor Negative) Weights(Device device)
@@ -141,7 +145,8 @@ public sealed class Eqlv2Loss : ClassificationLoss
         }
     }
 
-    protected override Tensor ComputeScores(Tensor logits) => SigmoidWeights.ObjectnessScores(logits, NumClasses);
+    protected override Tensor ComputeScores(Tensor logits) =>
+        TestWithObjectness ? SigmoidWeights.ObjectnessScores(logits, NumClasses) : logits.Sigmoid();
 }
 
 /// <summary>Federated loss (section 1.7): C+1 logits whose background column is neither trained nor used. Each call

@@ -28,6 +28,8 @@ public sealed class SoftmaxCrossEntropyLoss : ClassificationLoss
 
     protected override Tensor ComputeLoss(Tensor logits, Tensor labels, long[] hostLabels, LossContext context)
     {
+        // unweighted, the plain detector's own cross-entropy (mean over N), so this head reproduces it bit for bit
+        if (!_weighted && hostLabels.Length > 0) return Losses.CrossEntropy(logits, labels);
         using var weight = SigmoidWeights.OnDevice(_weight, logits.Device);
         return LongTailOps.WeightedSoftmaxCrossEntropy(logits, labels, weight, Normalizer(hostLabels.Length));
     }

@@ -1,7 +1,8 @@
 // Everything a detector training run is built from, read off the config: the training records (DATASETS.TRAIN
 // through DATASETS.CATALOG), the transforms (INPUT: ResizeShortestEdge and the horizontal flip), the sampler
-// (DATALOADER.SAMPLER_TRAIN, REPEAT_THRESHOLD), the DataLoader, the detector (DetectorBuilder), the solver and the
-// Trainer, plus the evaluation the trainer calls: inference over DATASETS.TEST in eval mode, the detections
+// (DATALOADER.SAMPLER_TRAIN, REPEAT_THRESHOLD), the DataLoader, the detector (DetectorBuilder, with the long-tail
+// components of MODEL.LONG_TAIL and the training set's class statistics), its starting weights and frozen parts
+// (MODEL.WEIGHTS, REINIT_MODULES, TRAINABLE_MODULES), the solver and the Trainer, plus the evaluation the trainer calls: inference over DATASETS.TEST in eval mode, the detections
 // written as an LVIS results file (category ids mapped back from class indices, boxes XYWH in original image
 // pixels) and scored by the LVIS evaluator against the test annotation file.
 // The data layer delivers raw pixels in INPUT.FORMAT order; the detector subtracts PIXEL_MEAN and divides by
@@ -98,10 +99,11 @@ public static class DetectorTraining
         _ = Sampler(sampler, records, seed);
         DataLoader MakeLoader() => new(records, Sampler(sampler, records, seed), pipeline, loaderOptions);
 
-        var detector = DetectorBuilder.FromConfig(config, new Generator(seed));
+        var detector = DetectorBuilder.FromConfig(config, new Generator(seed), DetectorWeights.Statistics(records, config.Model.RoiHeads.NumClasses));
         Sgd? optimizer = null;
         try
         {
+            DetectorWeights.Prepare(detector, config.Model);
             optimizer = SolverSetup.BuildOptimizer(detector, config.Solver);
             var model = new DetectorTrainable(detector);
             var resultsPath = Path.Combine(config.OutputDir, ResultsFile);
@@ -204,6 +206,29 @@ public static class DetectorTraining
             detector.Train(wasTraining);
         }
     }
+
+    /// <summary>The training set DATASETS.TRAIN names (its records as the training loader reads them).</summary>
+    public static LvisRecordSet LoadTrainSet(EngineConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var train = LoadSet(config, config.Datasets.Train, "DATASETS.TRAIN", forTraining: true)
+                    ?? throw new ArgumentException("DetectorTraining: DATASETS.TRAIN is empty; name one dataset of DATASETS.CATALOG to train on.");
+        CheckClasses(config, train, "DATASETS.TRAIN");
+        return train;
+    }
+
+    /// <summary>A loader over the training records with the training transforms and DATALOADER.SAMPLER_TRAIN, batches of
+    /// <paramref name="batchSize"/> images (a statistics pass sees what training saw).</summary>
+    public static DataLoader TrainingLoader(EngineConfig config, IReadOnlyList<DatasetRecord> records, int batchSize, ulong seed) =>
+        new(records, Sampler(config.Dataloader, records, seed), TrainingTransforms(config.Input), LoaderOptions(config, batchSize, seed));
+
+    /// <summary>Images in <paramref name="epochs"/> epochs of DATALOADER.SAMPLER_TRAIN over the records (RFS epochs are longer).</summary>
+    public static long EpochImages(EngineConfig config, IReadOnlyList<DatasetRecord> records, int epochs, ulong seed) => Sampler(config.Dataloader, records, seed) switch
+    {
+        TrainingSampler => (long)records.Count * epochs,
+        RepeatFactorTrainingSampler rfs => Enumerable.Range(0, epochs).Sum(e => (long)rfs.Epoch(e).Length),
+        var other => throw new ArgumentException($"DetectorTraining: the epoch length of sampler {other.GetType().Name} is unknown."),
+    };
 
     /// <summary>ResizeShortestEdge(MIN_SIZE_TRAIN, MAX_SIZE_TRAIN) then the horizontal flip of INPUT.RANDOM_FLIP.</summary>
     public static TransformPipeline TrainingTransforms(InputConfig input)

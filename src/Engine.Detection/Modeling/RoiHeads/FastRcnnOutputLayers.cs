@@ -1,33 +1,68 @@
 // The box predictor of Fast R-CNN, as detectron2's FastRCNNOutputLayers: from RoI embeddings (R, D), class
-// logits cls_score (R, K+1) with background last (index K), and class-specific box deltas bbox_pred (R, 4K)
-// (or (R, 4) class-agnostic). Training losses: the classification loss behind IClassificationLoss (softmax
-// cross-entropy by default) and the box regression — smooth-L1 (L1 at β = 0) of the foreground RoIs' deltas of
-// their ground-truth class only, summed and divided by the number of sampled RoIs (detectron2's normalization,
-// which keeps the foreground fraction's weight). Inference: scores from the loss's score function, background
-// dropped, one decoded box per (RoI, class), clipped, thresholded, NMS per class, top-k per image.
-// Initialization: cls_score ~ N(0, 0.01²), bbox_pred ~ N(0, 0.001²), biases 0.
+// logits cls_score (R, L) with L = the classification loss's LogitCount (C+1 for softmax, background last) and
+// class-specific box deltas bbox_pred (R, 4C) (or (R, 4) class-agnostic). The long-tail plug points of
+// Engine.LongTail decide the rest, so the forward has no method-specific branch: the classifier layer (linear,
+// normalized linear or cosine), the classification loss and its test-time score function, the gradient
+// transfuser on the class-specific regression outputs of the training RoIs (its extra loss is logged as
+// loss_box_trans; its gradient is already inside the transfused deltas' backward), and the post-hoc logit
+// calibrator, whose statistics are buffers of the model (CalibratorState) and which replaces the score function
+// at test. Box regression: smooth-L1 (L1 at β = 0) of the foreground rows' deltas of their ground-truth class
+// only, summed and divided by the regression rows (the sampled RoIs, plus appended rows an augmenter lets
+// regress). Inference: scores, background dropped, one decoded box per (RoI, class), clipped, thresholded, NMS
+// per class, top-k per image. Initialization of the default linear classifier: N(0, 0.01²), bias 0 (or the
+// sigmoid prior); bbox_pred ~ N(0, 0.001²), bias 0.
+using Engine.LongTail;
 using Engine.Nn;
 
 namespace Engine.Detection.Modeling.RoiHeads;
 
 public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor Deltas)>
 {
+    /// <param name="classifier">builds the classifier layer from (input width, logit count); null: a linear layer
+    /// N(0, 0.01²) with every bias <paramref name="classifierBias"/>.</param>
+    /// <param name="calibrator">post-hoc logit calibrator; its statistics become buffers "calibrator.*".</param>
+    /// <param name="transfuser">gradient transfuser on the class-specific regression outputs (needs 4C outputs).</param>
     public FastRcnnOutputLayers(int inputDim, int numClasses, Generator generator, Box2BoxTransform boxTransform, IClassificationLoss classificationLoss,
                                 bool classAgnosticBoxReg = false, double smoothL1Beta = 0, double boxRegLossWeight = 1,
-                                double scoreThreshold = 0.05, double nmsThreshold = 0.5, int detectionsPerImage = 100)
+                                double scoreThreshold = 0.05, double nmsThreshold = 0.5, int detectionsPerImage = 100,
+                                Func<int, int, Module<Tensor, Tensor>>? classifier = null, double classifierBias = 0,
+                                ILogitCalibrator? calibrator = null, IGradientTransfuser? transfuser = null)
     {
+        ArgumentNullException.ThrowIfNull(classificationLoss);
         if (numClasses <= 0) throw new ArgumentException($"FastRcnnOutputLayers: numClasses {numClasses} must be positive.");
         if (detectionsPerImage <= 0) throw new ArgumentException($"FastRcnnOutputLayers: detectionsPerImage {detectionsPerImage} must be positive.");
+        if (classificationLoss.NumClasses != numClasses)
+            throw new ArgumentException($"FastRcnnOutputLayers: the classification loss is for {classificationLoss.NumClasses} classes, the predictor for {numClasses}.");
+        if (calibrator is not null && calibrator.NumClasses != numClasses)
+            throw new ArgumentException($"FastRcnnOutputLayers: the calibrator is for {calibrator.NumClasses} classes, the predictor for {numClasses}.");
+        if (calibrator is not null && classificationLoss.LogitCount != numClasses + 1)
+            throw new ArgumentException($"FastRcnnOutputLayers: a logit calibrator needs C + 1 = {numClasses + 1} logits (a softmax head with a background column); {classificationLoss.GetType().Name} has {classificationLoss.LogitCount}.");
+        if (transfuser is not null && (classAgnosticBoxReg || transfuser.NumClasses != numClasses || transfuser.EmbeddingDim != inputDim))
+            throw new ArgumentException($"FastRcnnOutputLayers: the gradient transfuser (C = {transfuser.NumClasses}, D = {transfuser.EmbeddingDim}) needs class-specific regression of the same C = {numClasses} " +
+                                        $"classes over D = {inputDim} embeddings{(classAgnosticBoxReg ? "; MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG is true" : "")}.");
         NumClasses = numClasses;
         ClassAgnosticBoxReg = classAgnosticBoxReg;
-        ClsScore = RegisterModule("cls_score", new Linear(inputDim, numClasses + 1, generator));
-        BboxPred = RegisterModule("bbox_pred", new Linear(inputDim, 4 * (classAgnosticBoxReg ? 1 : numClasses), generator));
-        Init.Normal(ClsScore.Weight, generator, 0, 0.01);
-        Init.Zeros(ClsScore.Bias!);
+        var logitCount = classificationLoss.LogitCount;
+        if (classifier is null)
+        {
+            // the order of the draws (both layers made, then initialized) is the plain detector's, so its weights do not change
+            var linear = new Linear(inputDim, logitCount, generator);
+            ClsScore = RegisterModule("cls_score", linear);
+            BboxPred = RegisterModule("bbox_pred", new Linear(inputDim, 4 * (classAgnosticBoxReg ? 1 : numClasses), generator));
+            Init.Normal(linear.Weight, generator, 0, 0.01);
+            using (GradMode.NoGrad()) linear.Bias!.Value.Fill(classifierBias);
+        }
+        else
+        {
+            ClsScore = RegisterModule("cls_score", classifier(inputDim, logitCount));
+            BboxPred = RegisterModule("bbox_pred", new Linear(inputDim, 4 * (classAgnosticBoxReg ? 1 : numClasses), generator));
+        }
         Init.Normal(BboxPred.Weight, generator, 0, 0.001);
         Init.Zeros(BboxPred.Bias!);
         BoxTransform = boxTransform;
         ClassificationLoss = classificationLoss;
+        if (calibrator is not null) Calibration = RegisterModule("calibrator", new CalibratorState(calibrator));
+        Transfuser = transfuser;
         SmoothL1Beta = smoothL1Beta;
         BoxRegLossWeight = boxRegLossWeight;
         ScoreThreshold = scoreThreshold;
@@ -37,10 +72,17 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
 
     public int NumClasses { get; }
     public bool ClassAgnosticBoxReg { get; }
-    public Linear ClsScore { get; }
+
+    /// <summary>The classifier layer: (R, D) → (R, ClassificationLoss.LogitCount).</summary>
+    public Module<Tensor, Tensor> ClsScore { get; }
     public Linear BboxPred { get; }
     public Box2BoxTransform BoxTransform { get; }
     public IClassificationLoss ClassificationLoss { get; }
+
+    /// <summary>The calibrator and its statistics as buffers, or null.</summary>
+    public CalibratorState? Calibration { get; }
+    public ILogitCalibrator? Calibrator => Calibration?.Calibrator;
+    public IGradientTransfuser? Transfuser { get; }
     public double SmoothL1Beta { get; }
     public double BoxRegLossWeight { get; }
     public double ScoreThreshold { get; }
@@ -48,21 +90,76 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
     public int DetectionsPerImage { get; }
 
     /// <param name="x">(R, D) RoI embeddings.</param>
-    /// <returns>logits (R, K+1) and deltas (R, 4K) (or (R, 4) class-agnostic).</returns>
+    /// <returns>logits (R, L) and deltas (R, 4K) (or (R, 4) class-agnostic).</returns>
     public override (Tensor Logits, Tensor Deltas) Forward(Tensor x) => (ClsScore.Forward(x), BboxPred.Forward(x));
 
-    /// <summary>loss_cls over all R' rows of logits and labels; loss_box_reg over the first R rows of deltas (the sampled
-    /// RoIs, whose proposal and matched ground-truth boxes are (R, 4)), normalized by R.</summary>
-    public Dictionary<string, Tensor> Losses(Tensor logits, Tensor deltas, Tensor labels, Tensor proposalBoxes, Tensor gtBoxes)
+    /// <summary>The losses of the rows an embedding augmenter handed on: all rows reach the classification loss; the
+    /// current rows, whose boxes are <paramref name="proposalBoxes"/> and <paramref name="gtBoxes"/> (R, 4), reach box
+    /// regression, and the appended ones too when the augmenter lets them regress (then it gives the boxes of all rows).</summary>
+    public Dictionary<string, Tensor> Losses(RoiAugmentation rows, Tensor proposalBoxes, Tensor gtBoxes)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (proposalBoxes.Size(0) != rows.CurrentRows || gtBoxes.Size(0) != rows.CurrentRows)
+            throw new ArgumentException($"FastRcnnOutputLayers.Losses: the {rows.CurrentRows} current rows need as many proposal and ground-truth boxes, got {ShapeUtil.Format(proposalBoxes.Shape)} and {ShapeUtil.Format(gtBoxes.Shape)}.");
+        if (rows.AppendedRowsRegress && (rows.Proposals is null || rows.GtBoxes is null || rows.Proposals.Size(0) != rows.Rows || rows.GtBoxes.Size(0) != rows.Rows))
+            throw new ArgumentException($"FastRcnnOutputLayers.Losses: appended rows that regress need the boxes of all {rows.Rows} rows, got " +
+                                        $"{(rows.Proposals is null ? "none" : ShapeUtil.Format(rows.Proposals.Shape))} and {(rows.GtBoxes is null ? "none" : ShapeUtil.Format(rows.GtBoxes.Shape))}.");
+        using var scope = DisposeScope.Begin();
+        var (logits, deltas) = Forward(rows.Embeddings);
+        var losses = rows.AppendedRowsRegress
+            ? Losses(logits, deltas, rows.Labels, rows.Proposals!, rows.GtBoxes!, rows.Embeddings)
+            : Losses(logits, deltas, rows.Labels, proposalBoxes, gtBoxes, rows.Embeddings);
+        foreach (var loss in losses.Values) scope.Keep(loss);
+        return losses;
+    }
+
+    /// <summary>loss_cls over all R' rows of logits and labels; loss_box_reg over the first R rows of deltas (those
+    /// whose proposal and matched ground-truth boxes are given, (R, 4)), normalized by R; with a gradient transfuser,
+    /// loss_box_trans (its extra loss, a constant for logging: the transfused deltas carry its gradient), which needs
+    /// the <paramref name="embeddings"/> (R' or R rows) the deltas came from.</summary>
+    public Dictionary<string, Tensor> Losses(Tensor logits, Tensor deltas, Tensor labels, Tensor proposalBoxes, Tensor gtBoxes, Tensor? embeddings = null)
     {
         var r = proposalBoxes.Size(0);
         if (labels.DType != DType.Int64 || labels.Rank != 1 || labels.Size(0) != logits.Size(0) || deltas.Size(0) < r || gtBoxes.Size(0) != r)
             throw new ArgumentException($"FastRcnnOutputLayers.Losses: labels int64 (R') = {labels.DType.Name()}{ShapeUtil.Format(labels.Shape)} must match logits {ShapeUtil.Format(logits.Shape)}, " +
                                         $"and deltas {ShapeUtil.Format(deltas.Shape)} must have at least the R = {r} rows of proposals {ShapeUtil.Format(proposalBoxes.Shape)} / gt boxes {ShapeUtil.Format(gtBoxes.Shape)}.");
+        if (Transfuser is not null && (embeddings is null || embeddings.Size(0) < r))
+            throw new ArgumentException($"FastRcnnOutputLayers.Losses: the gradient transfuser reads the embeddings of the {r} regression rows; pass them (got {(embeddings is null ? "none" : ShapeUtil.Format(embeddings.Shape))}).");
         using var scope = DisposeScope.Begin();
+        // the calibrator's working copy follows the model's buffers (a resumed run loaded them), and they follow it back
+        // after a loss that moves its statistics (LogN's repo-mode head)
+        Calibration?.Push();
         var lossCls = ClassificationLoss.Loss(logits, labels);
-        var lossBox = BoxRegressionLoss(deltas.Narrow(0, 0, r), labels.Narrow(0, 0, r), proposalBoxes, gtBoxes);
-        return new Dictionary<string, Tensor> { ["loss_cls"] = scope.Keep(lossCls), ["loss_box_reg"] = scope.Keep(lossBox) };
+        Calibration?.Pull();
+        var result = new Dictionary<string, Tensor> { ["loss_cls"] = scope.Keep(lossCls) };
+        var regressionDeltas = deltas.Narrow(0, 0, r);
+        var regressionLabels = labels.Narrow(0, 0, r);
+        if (Transfuser is not null)
+        {
+            var targets = RegressionTargets(regressionLabels, proposalBoxes, gtBoxes);
+            var transfusion = Transfuser.Transfuse(regressionDeltas, embeddings!.Narrow(0, 0, r), targets, regressionLabels, Math.Max(r, 1));
+            regressionDeltas = transfusion.BoxDeltas;
+            result["loss_box_trans"] = scope.Keep(Tensor.Scalar((float)transfusion.ExtraLoss));
+        }
+        result["loss_box_reg"] = scope.Keep(BoxRegressionLoss(regressionDeltas, regressionLabels, proposalBoxes, gtBoxes));
+        return result;
+    }
+
+    /// <summary>Regression targets (R, 4) of the foreground rows, 0 on background rows (whose matched box is a placeholder).</summary>
+    private Tensor RegressionTargets(Tensor labels, Tensor proposalBoxes, Tensor gtBoxes)
+    {
+        using var noGrad = GradMode.NoGrad();
+        using var scope = DisposeScope.Begin();
+        var r = proposalBoxes.Size(0);
+        var l = labels.ToInt64Array();
+        var foreground = Enumerable.Range(0, r).Where(i => l[i] < NumClasses).Select(i => (long)i).ToArray();
+        var fg = Tensor.From<long>(foreground, [foreground.Length], proposalBoxes.Device);
+        var src = proposalBoxes.IndexSelect(0, fg);
+        var dst = gtBoxes.IndexSelect(0, fg);
+        var targets = BoxTransform.GetDeltas(src, dst).ToFloatArray();                   // (F, 4)
+        var all = new float[r * 4];
+        for (var f = 0; f < foreground.Length; f++) Array.Copy(targets, f * 4, all, foreground[f] * 4, 4);
+        return scope.Keep(Tensor.From<float>(all, [r, 4], proposalBoxes.Device));
     }
 
     /// <summary>Σ over foreground RoIs of the smooth-L1 between their ground-truth class's 4 deltas (R, 4K) and the
@@ -103,7 +200,9 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
     {
         using var noGrad = GradMode.NoGrad();
         using var scope = DisposeScope.Begin();
-        var scores = ClassificationLoss.Scores(logits);                                  // (ΣR, K+1)
+        // one score function: the calibrator's when the model has one, else the classification loss's
+        Calibration?.Push();
+        var scores = Calibrator?.Scores(logits) ?? ClassificationLoss.Scores(logits);    // (ΣR, K+1)
         var result = new List<Instances>();
         var start = 0;
         for (var i = 0; i < proposalBoxes.Count; i++)

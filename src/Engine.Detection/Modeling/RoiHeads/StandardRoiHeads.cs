@@ -2,8 +2,12 @@
 // proposals of each image, with its ground-truth boxes appended, are matched to the ground truth (IoU ≥ 0.5
 // foreground, else background = class K) and 512 are sampled at most 25 % foreground; the sampled boxes are
 // pooled (7×7 ROIAlign over p2–p5), passed through the box head to RoI embeddings, through the embedding
-// augmenter, and to the predictor, whose losses are returned. At inference every proposal is pooled and the
-// predictor's detections are returned.
+// augmenter (Engine.LongTail's IRoiEmbeddingAugmenter: it may append rows, and may first observe the embeddings of
+// boxes it derives from the ground truth, pooled and embedded here without gradient), and to the predictor, whose
+// losses are returned. A statistics pass (LogN) sets TrainingLogitsObserver: training then stops at the logits of
+// the sampled RoIs and hands them over, touching no loss or component state. At inference every proposal is pooled
+// and the predictor's detections are returned.
+using Engine.LongTail;
 using Engine.Nn;
 
 namespace Engine.Detection.Modeling.RoiHeads;
@@ -31,9 +35,11 @@ public sealed class StandardRoiHeads : Module
         InFeatures = inFeatures.ToArray();
         Pooler = pooler;
         BoxHead = RegisterModule("box_head", boxHead);
-        EmbeddingAugmenter = embeddingAugmenter ?? new IdentityEmbeddingAugmenter();
+        EmbeddingAugmenter = embeddingAugmenter;
         // an augmenter with parameters (a hallucination network) is part of the model and its checkpoint
         if (EmbeddingAugmenter is Module augmenterModule) RegisterModule("embedding_augmenter", augmenterModule);
+        if (embeddingAugmenter is not null && embeddingAugmenter.EmbeddingDim != boxHead.OutputDim)
+            throw new ArgumentException($"StandardRoiHeads: the embedding augmenter takes D = {embeddingAugmenter.EmbeddingDim} embeddings, the box head gives {boxHead.OutputDim}.");
         BoxPredictor = RegisterModule("box_predictor", boxPredictor);
         ProposalMatcher = proposalMatcher;
         Sampler = sampler;
@@ -44,7 +50,12 @@ public sealed class StandardRoiHeads : Module
     public IReadOnlyList<string> InFeatures { get; }
     public RoiPooler Pooler { get; }
     public FastRcnnConvFcHead BoxHead { get; }
-    public IRoiEmbeddingAugmenter EmbeddingAugmenter { get; }
+    /// <summary>The embedding augmenter, or null (the rows pass unchanged).</summary>
+    public IRoiEmbeddingAugmenter? EmbeddingAugmenter { get; }
+
+    /// <summary>When set, a training forward only hands the logits (R, L) of the sampled RoIs to this observer and
+    /// returns no losses (a statistics pass; no augmenter, loss or transfuser runs, so no state changes).</summary>
+    public Action<Tensor>? TrainingLogitsObserver { get; set; }
     public FastRcnnOutputLayers BoxPredictor { get; }
     public Matcher ProposalMatcher { get; }
     public BalancedPositiveNegativeSampler Sampler { get; }
@@ -59,10 +70,10 @@ public sealed class StandardRoiHeads : Module
     {
         var maps = InFeatures.Select(f => features.TryGetValue(f, out var t) ? t
             : throw new ArgumentException($"StandardRoiHeads: feature '{f}' is missing; the backbone gave [{string.Join(", ", features.Keys)}].")).ToList();
-        return IsTraining ? (ForwardTraining(maps, proposals, targets), []) : ([], Inference(images, maps, proposals));
+        return IsTraining ? (ForwardTraining(images, maps, proposals, targets), []) : ([], Inference(images, maps, proposals));
     }
 
-    private Dictionary<string, Tensor> ForwardTraining(IReadOnlyList<Tensor> maps, IReadOnlyList<Instances> proposals, IReadOnlyList<Instances>? targets)
+    private Dictionary<string, Tensor> ForwardTraining(ImageList images, IReadOnlyList<Tensor> maps, IReadOnlyList<Instances> proposals, IReadOnlyList<Instances>? targets)
     {
         if (targets is null || targets.Count != proposals.Count)
             throw new ArgumentException($"StandardRoiHeads: training needs one ground-truth Instances per image ({proposals.Count}), got {targets?.Count.ToString() ?? "none"}.");
@@ -70,13 +81,41 @@ public sealed class StandardRoiHeads : Module
         var sampled = proposals.Select((p, i) => LabelAndSampleProposals(p.PredBoxes!, targets[i])).ToList();
         var boxes = sampled.Select(s => s.Boxes).ToList();
         var roiFeatures = Pooler.Forward(maps, boxes);                                   // (R, C, 7, 7)
-        var embeddings = BoxHead.Forward(roiFeatures);                                   // (R, 1024)
+        var embeddings = BoxHead.Forward(roiFeatures);                                   // (R, D)
         var labels = Tensor.Cat(sampled.Select(s => s.Labels).ToList(), 0);              // (R)
-        var (augmented, augmentedLabels) = EmbeddingAugmenter.Augment(embeddings, labels); // (R', 1024), (R')
-        var (logits, deltas) = BoxPredictor.Forward(augmented);                          // (R', K+1), (R', 4K)
-        var losses = BoxPredictor.Losses(logits, deltas, augmentedLabels, Tensor.Cat(boxes, 0), Tensor.Cat(sampled.Select(s => s.GtBoxes).ToList(), 0));
+        if (TrainingLogitsObserver is { } observer)
+        {
+            using (GradMode.NoGrad()) observer(BoxPredictor.ClsScore.Forward(embeddings));
+            return [];
+        }
+        var proposalBoxes = Tensor.Cat(boxes, 0);                                       // (R, 4)
+        var gtBoxes = Tensor.Cat(sampled.Select(s => s.GtBoxes).ToList(), 0);            // (R, 4)
+        var rows = EmbeddingAugmenter is { } augmenter
+            ? Augment(augmenter, maps, embeddings, labels, proposalBoxes, gtBoxes, images, targets)
+            : new RoiAugmentation(embeddings, labels, proposalBoxes, gtBoxes, embeddings.Size(0), AppendedRowsRegress: false);
+        var losses = BoxPredictor.Losses(rows, proposalBoxes, gtBoxes);                  // rows (R', D): all classify, R (or R') regress
         foreach (var loss in losses.Values) scope.Keep(loss);
         return losses;
+    }
+
+    /// <summary>The augmenter first observes the embeddings of the boxes it asks for (per image, without gradient), then
+    /// appends its rows to the sampled RoIs'.</summary>
+    private RoiAugmentation Augment(IRoiEmbeddingAugmenter augmenter, IReadOnlyList<Tensor> maps, Tensor embeddings, Tensor labels, Tensor proposalBoxes,
+                                    Tensor gtBoxes, ImageList images, IReadOnlyList<Instances> targets)
+    {
+        var observed = new List<(Tensor Boxes, Tensor Labels)>();
+        for (var i = 0; i < targets.Count; i++)
+            if (augmenter.BoxesToObserve(targets[i].GtBoxes!, targets[i].GtClasses!, images.ImageSizes[i], Generator) is { } request)
+                observed.Add(request);
+            else
+                observed.Add((Tensor.Zeros([0, 4], DType.Float32, embeddings.Device), Tensor.Zeros([0], DType.Int64, embeddings.Device)));
+        if (observed.Any(o => o.Boxes.Size(0) > 0))
+            using (GradMode.NoGrad())
+            {
+                var observedFeatures = Pooler.Forward(maps, observed.Select(o => o.Boxes).ToList());
+                augmenter.Observe(BoxHead.Forward(observedFeatures), Tensor.Cat(observed.Select(o => o.Labels).ToList(), 0));
+            }
+        return augmenter.Augment(new RoiBatch(embeddings, labels, proposalBoxes, gtBoxes), Generator);
     }
 
     private List<Instances> Inference(ImageList images, IReadOnlyList<Tensor> maps, IReadOnlyList<Instances> proposals)

@@ -2,6 +2,7 @@
 // boundary, background = K), sampling counts, the box loss reading only the ground-truth class's deltas, and
 // inference post-processing (background dropped, score threshold, NMS within a class only, top-k, clipping).
 using Engine.Detection.Modeling.RoiHeads;
+using Engine.LongTail;
 using Engine.Nn;
 using Engine.Tests;
 
@@ -14,18 +15,30 @@ public class RoiHeadsTests
     {
         var pooler = new RoiPooler((7, 7), [1.0 / 4, 1.0 / 8]);
         var head = new FastRcnnConvFcHead((4, 7, 7), 2, 16, g);
-        var predictor = new FastRcnnOutputLayers(16, numClasses, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(), detectionsPerImage: detections);
+        var predictor = new FastRcnnOutputLayers(16, numClasses, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(numClasses), detectionsPerImage: detections);
         return new StandardRoiHeads(["p2", "p3"], pooler, head, predictor, Matcher.ForRoiHeads(), new BalancedPositiveNegativeSampler(batch, positiveFraction), g, augmenter);
     }
 
-    /// <summary>Appends a copy of every embedding, labelled as the original (a stand-in for memory replay) or as background.</summary>
+    /// <summary>Appends a copy of every embedding (rows that do not regress), labelled as the original (a stand-in for
+    /// memory replay) or as background.</summary>
     private sealed class DuplicatingAugmenter(long? relabel = null) : IRoiEmbeddingAugmenter
     {
-        public (Tensor Embeddings, Tensor Labels) Augment(Tensor embeddings, Tensor labels)
+        public int NumClasses => 3;
+        public int EmbeddingDim => 16;
+
+        public RoiAugmentation Augment(RoiBatch batch, Generator generator)
         {
+            var (embeddings, labels) = (batch.Embeddings, batch.Labels);
             using var copyLabels = relabel is { } c ? Tensor.Full([labels.Size(0)], c, DType.Int64) : labels.Clone();
-            return (Tensor.Cat([embeddings, embeddings], 0), Tensor.Cat([labels, copyLabels], 0));
+            return new RoiAugmentation(Tensor.Cat([embeddings, embeddings], 0), Tensor.Cat([labels, copyLabels], 0), batch.Proposals!.Clone(), batch.GtBoxes!.Clone(),
+                                       embeddings.Size(0), AppendedRowsRegress: false);
         }
+
+        public StateDict StateDict() => new();
+
+        public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) { }
+
+        public void Dispose() { }
     }
 
     [Fact]
@@ -94,7 +107,7 @@ public class RoiHeadsTests
     {
         var g = TestUtil.Fresh(out var seed);
         const int k = 3;
-        using var predictor = new FastRcnnOutputLayers(8, k, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss());
+        using var predictor = new FastRcnnOutputLayers(8, k, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(k));
         // RoI 0: class 1, proposal [0,0,10,10], GT [1,0,11,10] → target (10·1/10, 0, 0, 0) = (1, 0, 0, 0)
         // RoI 1: background (3): no box loss.  RoI 2: class 0, proposal = GT → target 0
         using var deltas = Tensor.Randn([3, 4 * k], g).RequireGrad();
@@ -139,7 +152,7 @@ public class RoiHeadsTests
     public void InferenceDropsBackgroundThresholdsSuppressesPerClassAndTakesTopk(int topk)
     {
         var g = TestUtil.Fresh(out var seed);
-        using var predictor = new FastRcnnOutputLayers(8, 2, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(), detectionsPerImage: topk);
+        using var predictor = new FastRcnnOutputLayers(8, 2, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(2), detectionsPerImage: topk);
         // zero deltas: each class's box is the proposal. p0 and p1 overlap with IoU 90/110 = 0.818 > 0.5.
         using var proposals = Tensor.From([0f, 0, 10, 10, 1, 0, 11, 10, 30, 30, 40, 40, 50, 50, 70, 70], 4, 4);
         float[] logitValues = [2, 0, 0,   1, 1, 0,   -5, -5, 5,   0, 3, 0];   // columns: class 0, class 1, background
@@ -211,7 +224,7 @@ public class RoiHeadsTests
             var g = new Generator(seed);
             using var heads = Heads(g, numClasses: 3, batch: 16, positiveFraction: 0.5, augmenter: augmenter);
             // logits far from uniform (the N(0, 0.01²) init gives ≈ ln 4 whatever the labels)
-            Init.Normal(heads.BoxPredictor.ClsScore.Bias!, g, 0, 1);
+            Init.Normal(((Linear)heads.BoxPredictor.ClsScore).Bias!, g, 0, 1);
             using var images = new ImageList(Tensor.Zeros([1, 3, 64, 64]), [(64, 64)]);
             using var p2 = Tensor.Randn([1, 4, 16, 16], g);
             using var p3 = Tensor.Randn([1, 4, 8, 8], g);
@@ -255,7 +268,7 @@ public class RoiHeadsTests
     public void ClassAgnosticRegressionSharesOneBoxAcrossClasses()
     {
         var g = TestUtil.Fresh(out var seed);
-        using var predictor = new FastRcnnOutputLayers(8, 2, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(), classAgnosticBoxReg: true);
+        using var predictor = new FastRcnnOutputLayers(8, 2, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(2), classAgnosticBoxReg: true);
         Assert.Equal([4, 8], predictor.BboxPred.Weight.Shape.ToArray());
         // delta dx = 1 (weight 10: 0.1 widths) moves the 10×10 proposal 1 px to the right, for both classes
         using var proposals = Tensor.From([0f, 0, 10, 10], 1, 4);

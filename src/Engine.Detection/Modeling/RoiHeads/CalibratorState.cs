@@ -1,0 +1,54 @@
+// The post-hoc logit calibrator's statistics as module buffers, so they are part of the model's weights file
+// (long-tail-methods.md 2.4: "saved with the model", like batch-normalization running statistics) and every
+// checkpoint, `engine calibrate` output and `engine infer` load carries them. The calibrator object keeps its own
+// working copy; the predictor pushes the buffers into it before each use and pulls them back after a training step
+// that may have moved them (LogN's repo-mode head updates its running statistics in the loss), so the buffers are the
+// persisted truth. Names are the calibrator's state names ("running_mean", "running_var").
+using Engine.LongTail;
+using Engine.Nn;
+
+namespace Engine.Detection.Modeling.RoiHeads;
+
+public sealed class CalibratorState : Module
+{
+    private readonly List<(string Name, ModuleBuffer Buffer)> _buffers = [];
+
+    public CalibratorState(ILogitCalibrator calibrator)
+    {
+        ArgumentNullException.ThrowIfNull(calibrator);
+        Calibrator = calibrator;
+        using var initial = calibrator.StateDict();
+        foreach (var (name, value) in initial)
+        {
+            Tensor copy;
+            using (GradMode.NoGrad())
+            using (DisposeScope.Suspend())
+                copy = value.Clone();
+            _buffers.Add((name, RegisterBuffer(name, copy)));
+        }
+    }
+
+    public ILogitCalibrator Calibrator { get; }
+
+    /// <summary>Buffers → calibrator (before the calibrator is used).</summary>
+    public void Push()
+    {
+        var state = _buffers.ToDictionary(b => b.Name, b => b.Buffer.Value, StringComparer.Ordinal);
+        Calibrator.LoadStateDict(state);
+    }
+
+    /// <summary>Calibrator → buffers (after the calibrator's statistics changed).</summary>
+    public void Pull()
+    {
+        using var state = Calibrator.StateDict();
+        using (GradMode.NoGrad())
+            foreach (var (name, buffer) in _buffers)
+            {
+                var source = state[name];
+                if (source.Device == buffer.Value.Device) buffer.Value.CopyFrom(source);
+                else
+                    using (var moved = source.To(buffer.Value.Device))
+                        buffer.Value.CopyFrom(moved);
+            }
+    }
+}
