@@ -5,7 +5,7 @@
 # torchvision case by case, and prints one markdown table of medians with the ratio. Installs python3-torchvision
 # with apt when it is missing.
 #
-#   bench/detector/run.sh [--quick] [--rounds N] [--cases "demo r50"]
+#   bench/detector/run.sh [--quick] [--rounds N] [--cases "demo r50"] [--profile]
 #
 # --quick runs fewer steps (demo 5 timed steps, R50 2 training / 3 inference; full: 15, 4 / 6). With --rounds N each
 # side runs each case N times, the order alternating between rounds, and the table shows the median over rounds of
@@ -16,12 +16,14 @@ root="$(cd "$here/../.." && pwd)"
 quick=""
 rounds=1
 cases="demo r50"
+profile=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick="--quick" ;;
     --rounds) rounds="$2"; shift ;;
     --cases) cases="$2"; shift ;;
-    *) echo "unknown argument '$1'; usage: run.sh [--quick] [--rounds N] [--cases \"demo r50\"]" >&2; exit 2 ;;
+    --profile) profile=1 ;;
+    *) echo "unknown argument '$1'; usage: run.sh [--quick] [--rounds N] [--cases \"demo r50\"] [--profile]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -96,3 +98,18 @@ for case in sys.argv[3].split():
             ratio_text = f"{ratio:.2f}x" if ratio == ratio else "-"
             print(f"| {titles[case]} | {phase} | {label} | {e:.2f} | {t:.2f} | {ratio_text} |")
 EOF
+
+if [ -n "$profile" ]; then
+  echo "--- profile, $(uptime)" >&2
+  load_profile="$(uptime | sed 's/.*load average/load average/')"
+  "${engine[@]}" profile --dir "$out" --root "$root" > "$out/engine_profile.tsv"
+  "$py" "$here/torchvision_cpu.py" profile "$out" > "$out/torchvision_profile.tsv"
+  echo
+  echo "R50 backbone forward ($load_profile before; engine first), 1 image 800x1067 (padded to 800x1088), no grad, median of 3:"
+  echo
+  echo "| part | engine ms | engine CPU ms | torchvision ms | torchvision CPU ms | speed-up (wall) |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  awk -F'\t' 'NR == FNR { w[$2] = $3; c[$2] = $4; next }
+               ($2 in w) { printf "| %s | %.0f | %.0f | %.0f | %.0f | %.2fx |\n", $2, w[$2], c[$2], $3, $4, $3 / w[$2] }' \
+    "$out/engine_profile.tsv" "$out/torchvision_profile.tsv"
+fi

@@ -6,7 +6,10 @@ backward+step, for the demo case (slim ResNet-18 FPN, 160 px synthetic JPEGs, ba
 the engine's `prepare` wrote (read off the engine's configs), and reads the same images and boxes. Prints one
 `case<TAB>metric<TAB>value` line per median, as the engine does.
 
-    python3 torchvision_cpu.py demo|r50 DIR
+    python3 torchvision_cpu.py demo|r50|profile DIR
+
+`profile` times the R50 backbone's forward part by part (stem, res2..res5, FPN) on the first R50 image, as the engine's
+`profile` mode does.
 
 Matched with the engine: backbone depth and widths, norm (FrozenBN for R50 with stem + res2 frozen; GroupNorm(32) in
 ResNet and FPN for the demo, all trainable), FPN channels with a max-pooled P6, anchors, RPN top-k before/after NMS,
@@ -273,6 +276,42 @@ def run(case, directory):
         print(f"{case}\t{metric}\t{value:.3f}")
 
 
+def profile(directory):
+    """The R50 backbone's stem, stages and FPN timed on their own (first image, padded to a multiple of 32, no grad),
+    median of 3 after a warm-up: `profile part wall_ms cpu_ms` lines."""
+    with open(os.path.join(directory, "r50_settings.json")) as f:
+        s = json.load(f)
+    h, w = s["height"], s["width"]
+    with open(os.path.join(directory, "r50_images.u8"), "rb") as f:
+        image = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8)[:3 * h * w].reshape(1, 3, h, w).float()
+    x = torch.zeros(1, 3, (h + 31) // 32 * 32, (w + 31) // 32 * 32)
+    x[:, :, :h, :w] = image
+    body = build_model(s).backbone
+    r = body.body
+    parts = [("stem", nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool)), ("res2", r.layer1), ("res3", r.layer2), ("res4", r.layer3), ("res5", r.layer4)]
+    features = OrderedDict()
+    with torch.no_grad():
+        for name, part in parts:
+            wall, cpu = median_of_3(lambda: part(x))
+            print(f"profile\t{name}\t{wall:.3f}\t{cpu:.3f}")
+            x = part(x)
+            if name != "stem":
+                features[str(len(features))] = x
+        wall, cpu = median_of_3(lambda: body.fpn(features))
+        print(f"profile\tfpn\t{wall:.3f}\t{cpu:.3f}")
+
+
+def median_of_3(fn):
+    fn()
+    walls, cpus = [], []
+    for _ in range(3):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        walls.append((time.perf_counter() - t0) * 1000)
+        cpus.append((time.process_time() - c0) * 1000)
+    return median(walls), median(cpus)
+
+
 def log(case, phase, step, warmup, r):
     kind = "warm-up" if step < warmup else "step"
     print(f"  torchvision {case} {phase} {kind} {step}: {r['step']:.0f} ms (data {r['data']:.0f}, backbone {r['backbone']:.0f}, "
@@ -281,11 +320,14 @@ def log(case, phase, step, warmup, r):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("demo", "r50"):
-        raise SystemExit("usage: torchvision_cpu.py demo|r50 DIR")
+    if len(sys.argv) != 3 or sys.argv[1] not in ("demo", "r50", "profile"):
+        raise SystemExit("usage: torchvision_cpu.py demo|r50|profile DIR")
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, threads {torch.get_num_threads()}", file=sys.stderr)
-    run(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "profile":
+        profile(sys.argv[2])
+    else:
+        run(sys.argv[1], sys.argv[2])
 
 
 if __name__ == "__main__":

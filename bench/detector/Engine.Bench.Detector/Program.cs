@@ -11,6 +11,7 @@
 //
 //   Engine.Bench.Detector prepare --dir DIR --root REPO [--quick]
 //   Engine.Bench.Detector demo|r50 --dir DIR --root REPO
+//   Engine.Bench.Detector profile --dir DIR --root REPO     (R50 backbone forward part by part, 1 image, no grad)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -29,8 +30,8 @@ using Engine.Optim;
 using Engine.Training;
 using Engine.Training.Detection;
 
-if (args.Length == 0 || args[0] is not ("prepare" or "demo" or "r50"))
-    return Usage("the first argument is the mode: prepare, demo or r50");
+if (args.Length == 0 || args[0] is not ("prepare" or "demo" or "r50" or "profile"))
+    return Usage("the first argument is the mode: prepare, demo, r50 or profile");
 string? dir = null, root = null;
 var quick = false;
 for (var i = 1; i < args.Length; i++)
@@ -57,12 +58,15 @@ switch (args[0])
     case "r50":
         Bench.RunR50(ConfigLoader.Load(r50ConfigPath), dir);
         break;
+    case "profile":
+        Bench.ProfileR50Backbone(ConfigLoader.Load(r50ConfigPath), dir);
+        break;
 }
 return 0;
 
 static int Usage(string why)
 {
-    Console.Error.WriteLine($"{why}; usage: Engine.Bench.Detector prepare|demo|r50 --dir DIR --root REPO [--quick]");
+    Console.Error.WriteLine($"{why}; usage: Engine.Bench.Detector prepare|demo|r50|profile --dir DIR --root REPO [--quick]");
     return 2;
 }
 
@@ -302,6 +306,57 @@ internal static class Bench
         }
         foreach (var t in images) t.Dispose();
         Report("r50", trainSteps, n, inferSteps, 1);
+    }
+
+    /// <summary>Where the R50 backbone's forward goes: the stem, each ResNet stage and the FPN timed on their own (the
+    /// first prepared image, padded, no grad), median of 3 after a warm-up, as `profile part wall_ms cpu_ms` lines.</summary>
+    public static void ProfileR50Backbone(EngineConfig config, string dir)
+    {
+        const int h = R50Height, w = R50Width;
+        var pixels = File.ReadAllBytes(Path.Combine(dir, "r50_images.u8"));
+        var image = new float[3 * h * w];
+        for (var k = 0; k < image.Length; k++) image[k] = pixels[k];
+        using var raw = Tensor.From(image, 3, h, w);
+        using var list = ImageList.FromTensors([raw], 32);
+        using var backbone = DetectorBuilder.BuildBackbone(config.Model, new Generator(Seed));
+        var resnet = (Engine.Detection.Modeling.Backbone.ResNet)backbone.BottomUp;
+        using var noGrad = GradMode.NoGrad();
+        var parts = new List<(string Name, Func<Tensor, Tensor> Run)> { ("stem", x => resnet.Stem.Forward(x)) };
+        parts.AddRange(resnet.Stages.Select(st => (st.Name, (Func<Tensor, Tensor>)(x => st.Stage.Forward(x)))));
+        var input = list.Tensor;
+        var inputs = new List<Tensor>();
+        foreach (var (name, run) in parts)
+        {
+            inputs.Add(input);
+            var (wall, cpu) = MedianOf3(() => run(input).Dispose());
+            Console.WriteLine($"profile\t{name}\t{wall.ToString("F3", CultureInfo.InvariantCulture)}\t{cpu.ToString("F3", CultureInfo.InvariantCulture)}");
+            input = run(input);
+        }
+        input.Dispose();
+        foreach (var t in inputs.Skip(1)) t.Dispose();
+        var features = resnet.Forward(list.Tensor);
+        var (fw, fc) = MedianOf3(() =>
+        {
+            foreach (var t in backbone.Fpn.Forward(features).Values) t.Dispose();
+        });
+        Console.WriteLine($"profile\tfpn\t{fw.ToString("F3", CultureInfo.InvariantCulture)}\t{fc.ToString("F3", CultureInfo.InvariantCulture)}");
+        foreach (var t in features.Values) t.Dispose();
+    }
+
+    private static (double Wall, double Cpu) MedianOf3(Action body)
+    {
+        body();
+        var walls = new List<double>();
+        var cpus = new List<double>();
+        for (var i = 0; i < 3; i++)
+        {
+            var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            var start = Stopwatch.GetTimestamp();
+            body();
+            walls.Add(Ms(Stopwatch.GetElapsedTime(start)));
+            cpus.Add(Ms(Process.GetCurrentProcess().TotalProcessorTime - cpu0));
+        }
+        return (Median(walls), Median(cpus));
     }
 
     /// <summary>Wall times of one step, in ms, and the process CPU time (all threads).</summary>
