@@ -94,9 +94,12 @@ for case in sys.argv[3].split():
                 continue
             e, t = engine[k], torchvision[k]
             # images/s: engine / torchvision; times: torchvision / engine; "-" where a side spends ~nothing
-            ratio = (e / t if key == "images_per_s" else t / e) if min(e, t) >= 0.5 else float("nan")
+            if key == "images_per_s":
+                ratio, digits = e / t, 3
+            else:
+                ratio, digits = (t / e if min(e, t) >= 0.5 else float("nan")), 1
             ratio_text = f"{ratio:.2f}x" if ratio == ratio else "-"
-            print(f"| {titles[case]} | {phase} | {label} | {e:.2f} | {t:.2f} | {ratio_text} |")
+            print(f"| {titles[case]} | {phase} | {label} | {e:.{digits}f} | {t:.{digits}f} | {ratio_text} |")
 EOF
 
 if [ -n "$profile" ]; then
