@@ -36,6 +36,9 @@ public sealed class GeneralizedRcnn : Module
     public IReadOnlyList<float> PixelMean => _pixelMean;
     public IReadOnlyList<float> PixelStd => _pixelStd;
 
+    /// <summary>Optional clock told where each stage of a forward ends (null, the default: nothing is timed).</summary>
+    public IStageTimer? StageTimer { get; set; }
+
     /// <summary>Training mode: losses (targets required, one per image). Evaluation mode: detections.</summary>
     public DetectorOutput Forward(ImageList images, IReadOnlyList<Instances>? targets = null) =>
         IsTraining ? new DetectorOutput(Losses(images, targets), []) : new DetectorOutput([], Inference(images));
@@ -44,9 +47,13 @@ public sealed class GeneralizedRcnn : Module
     public Dictionary<string, Tensor> Losses(ImageList images, IReadOnlyList<Instances>? targets)
     {
         using var scope = DisposeScope.Begin();
+        StageTimer?.Start();
         var features = Backbone.Forward(Normalize(images));                                          // p2 … p6
+        StageTimer?.Lap(DetectorStage.Backbone);
         var (proposals, rpnLosses) = ProposalGenerator.Forward(images, features, targets);
+        StageTimer?.Lap(DetectorStage.Rpn);
         var (roiLosses, _) = RoiHeads.Forward(images, features, proposals, targets);
+        StageTimer?.Lap(DetectorStage.RoiHeads);
         var losses = rpnLosses.Concat(roiLosses).ToDictionary();
         foreach (var loss in losses.Values) scope.Keep(loss);
         return losses;
@@ -57,10 +64,14 @@ public sealed class GeneralizedRcnn : Module
     {
         using var noGrad = GradMode.NoGrad();
         using var scope = DisposeScope.Begin();
+        StageTimer?.Start();
         var features = Backbone.Forward(Normalize(images));
+        StageTimer?.Lap(DetectorStage.Backbone);
         var (proposals, _) = ProposalGenerator.Forward(images, features, null);
+        StageTimer?.Lap(DetectorStage.Rpn);
         var (_, detections) = RoiHeads.Forward(images, features, proposals, null);
         var result = detections.Select((d, i) => Rescale(d, images.ImageSizes[i], images.OriginalSizes[i])).ToList();
+        StageTimer?.Lap(DetectorStage.RoiHeads);
         foreach (var d in result)
         {
             scope.Keep(d.PredBoxes!);
