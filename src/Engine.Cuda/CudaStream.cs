@@ -1,5 +1,6 @@
 // A CUDA stream (cuStreamCreate with default flags: a blocking stream, ordered with the legacy
 // default stream) owned by a SafeHandle. Passing no stream to a launch means the default stream.
+// Streams order work among themselves through events (WaitFor), never through the host.
 using Engine.Cuda.Interop;
 
 namespace Engine.Cuda;
@@ -32,6 +33,14 @@ public sealed class CudaStream : IDisposable
     {
         Device.MakeCurrent();
         CudaDriver.Check(CudaDriver.cuStreamSynchronize(Handle), nameof(CudaDriver.cuStreamSynchronize), Device.Name);
+    }
+
+    /// <summary>Makes work queued on this stream after the call wait for <paramref name="marker"/>'s recorded work,
+    /// without blocking the host (cuStreamWaitEvent).</summary>
+    public void WaitFor(CudaEvent marker)
+    {
+        Device.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuStreamWaitEvent(Handle, marker.Handle, 0), nameof(CudaDriver.cuStreamWaitEvent), Device.Name);
     }
 
     public void Dispose() => _stream.Dispose();

@@ -1,6 +1,7 @@
 // `engine selftest`: runs every op on each available device against its double reference with fresh random
 // inputs and prints one row per comparison; exits non-zero if any row fails.
 using CommandLine;
+using Engine.Cuda.Backend;
 using Engine.Diagnostics;
 using Spectre.Console;
 
@@ -47,9 +48,13 @@ public sealed class SelfTestVerb : IVerb
 
     private List<Device> ResolveDevices()
     {
+        // The CUDA backend joins where a device exists; without one, cuda is simply not among "all".
+        var cuda = CudaBackendRegistration.TryRegister(out var noCuda);
         if (!DeviceName.Equals("all", StringComparison.OrdinalIgnoreCase))
         {
             var d = Device.Parse(DeviceName);
+            if (d.Kind == DeviceKind.Cuda && !cuda)
+                throw new NotSupportedException($"selftest: --device {DeviceName} asked for, but no CUDA device is available: {noCuda}");
             _ = Backends.For(d); // a clear error when that device's backend is unavailable
             return [d];
         }

@@ -1,26 +1,76 @@
 // The one place that finds native libraries (the oneDNN shim, libturbojpeg, CUDA driver, NVRTC,
 // cuBLAS, cuDNN, ...). Search order, first hit wins:
 //   1. ENGINE_LIB_<NAME> (a full path to the file, NAME upper-cased, e.g. ENGINE_LIB_NVRTC),
-//   2. every folder of ENGINE_LIBRARY_PATH (colon-separated),
+//   2. every folder of ENGINE_LIBRARY_PATH (colon-separated), then the caller's extra folders,
 //   3. the folder of the running assemblies (AppContext.BaseDirectory),
-//   4. the system loader path (LD_LIBRARY_PATH, ldconfig cache) by file name,
-//   5. the CUDA install (/usr/local/cuda*/lib64, .../targets/x86_64-linux/lib),
-//   6. Python environments' site-packages/nvidia/*/lib (pip wheels ship versioned names only,
-//      e.g. libnvrtc.so.13), under VIRTUAL_ENV, CONDA_PREFIX, /usr/local/lib, /usr/lib, ~/.local.
-// Libraries are loaded by full path where a folder is known, so dependents resolve predictably.
+//   4. the loader path: every folder of LD_LIBRARY_PATH searched like the others (so versioned names
+//      such as libcublas.so.13 are found too), then the ldconfig cache by file name, unversioned and
+//      with the sonames the library is known to ship under (libcudnn.so.9, libnvrtc.so.13, ...),
+//   5. the CUDA install (CUDA_HOME or CUDA_PATH, /usr/local/cuda, /usr/local/cuda-*; lib64 and
+//      targets/x86_64-linux/lib),
+//   6. Python environments' site-packages/nvidia/*/lib (pip wheels ship versioned names only, e.g.
+//      nvidia/cu13/lib/libnvrtc.so.13, nvidia/cudnn/lib/libcudnn.so.9), under VIRTUAL_ENV,
+//      CONDA_PREFIX, ~/.local, /usr/local, /usr and /opt/conda,
+//   7. /usr/lib/x86_64-linux-gnu (Debian's multiarch folder, e.g. libnvrtc.so.11.2).
+// Inside a folder the unversioned name wins, then the highest version. Libraries found in a folder are
+// loaded by full path, so dependents (cuBLAS on cuBLASLt, cuDNN on its sub-libraries) resolve
+// predictably. The plan is computed from a LibrarySearchEnvironment, so tests can run it on a fake tree.
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 
 namespace Engine.Native;
 
+/// <summary>What one step of the search tries: a full path from an environment variable, every matching
+/// file of a folder, or a bare file name handed to the system loader.</summary>
+public enum LibraryProbeKind
+{
+    ExplicitPath,
+    Folder,
+    LoaderName,
+}
+
+/// <summary>One step of a library search; <see cref="Source"/> says where the step comes from.</summary>
+public readonly record struct LibraryProbe(LibraryProbeKind Kind, string Value, string Source)
+{
+    public override string ToString() => Kind switch
+    {
+        LibraryProbeKind.ExplicitPath => $"{Source}={Value}",
+        LibraryProbeKind.LoaderName => $"loader path ({Value})",
+        _ => Value,
+    };
+}
+
+/// <summary>The inputs of a search: environment variables, the application folder and the file-system root
+/// under which the fixed folders (/usr/local/cuda, /usr/lib, ...) are looked up. <see cref="Current"/> is the
+/// real process; tests pass a temporary folder as root and their own variables.</summary>
+public sealed record LibrarySearchEnvironment(Func<string, string?> Variable, string BaseDirectory, string Root = "/")
+{
+    public static LibrarySearchEnvironment Current { get; } = new(Environment.GetEnvironmentVariable, AppContext.BaseDirectory);
+
+    /// <summary>An absolute system path (e.g. "/usr/local/cuda") under <see cref="Root"/>.</summary>
+    public string System(string absolute) => Root == "/" ? absolute : Path.Combine(Root, absolute.TrimStart('/'));
+}
+
 public static partial class LibraryResolver
 {
     private static readonly Lock Gate = new();
-    private static readonly Dictionary<string, IntPtr> Loaded = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, (IntPtr Handle, string? Path)> Loaded = new(StringComparer.Ordinal);
+
+    /// <summary>Major versions each library is known to ship under, newest first, tried by soname on the loader
+    /// path (pip wheels and CUDA packages install no unversioned symlink).</summary>
+    private static readonly Dictionary<string, string[]> KnownSonameVersions = new(StringComparer.Ordinal)
+    {
+        ["cuda"] = ["1"],
+        ["nvrtc"] = ["13", "12", "11.2"],
+        ["cublas"] = ["13", "12", "11"],
+        ["cublasLt"] = ["13", "12", "11"],
+        ["cudnn"] = ["9"],
+        ["nccl"] = ["2"],
+    };
 
     /// <summary>Loads the library <paramref name="name"/> (e.g. "nvrtc" for libnvrtc.so*) or throws a
     /// <see cref="DllNotFoundException"/> listing every place searched and how to point the engine at it.</summary>
-    /// <param name="extraFolders">folders searched right after the environment variables.</param>
+    /// <param name="extraFolders">folders searched right after ENGINE_LIBRARY_PATH.</param>
     public static IntPtr Load(string name, IEnumerable<string>? extraFolders = null)
     {
         if (TryLoad(name, out var handle, out var searched, extraFolders)) return handle;
@@ -36,73 +86,123 @@ public static partial class LibraryResolver
         searched = tried;
         lock (Gate)
         {
-            if (Loaded.TryGetValue(name, out handle)) return true;
-
-            var explicitPath = Environment.GetEnvironmentVariable($"ENGINE_LIB_{EnvName(name)}");
-            if (!string.IsNullOrEmpty(explicitPath))
+            if (Loaded.TryGetValue(name, out var known))
             {
-                tried.Add($"ENGINE_LIB_{EnvName(name)}={explicitPath}");
-                if (NativeLibrary.TryLoad(explicitPath, out handle)) return Remember(name, handle);
+                handle = known.Handle;
+                return true;
             }
-
-            var early = SplitPath(Environment.GetEnvironmentVariable("ENGINE_LIBRARY_PATH"))
-                .Concat(extraFolders ?? [])
-                .Append(AppContext.BaseDirectory);
-            if (TryFolders(name, early, tried, out handle)) return Remember(name, handle);
-
-            foreach (var file in new[] { $"lib{name}.so", $"lib{name}.so.1" })
+            foreach (var probe in Plan(name, LibrarySearchEnvironment.Current, extraFolders))
             {
-                tried.Add($"loader path ({file})");
-                if (NativeLibrary.TryLoad(file, out handle)) return Remember(name, handle);
+                tried.Add(probe.ToString());
+                foreach (var file in Files(probe, name))
+                {
+                    if (!NativeLibrary.TryLoad(file, out handle)) continue;
+                    Loaded[name] = (handle, probe.Kind == LibraryProbeKind.LoaderName ? null : file);
+                    return true;
+                }
             }
-
-            if (TryFolders(name, CudaFolders().Concat(PythonNvidiaFolders()).Append("/usr/lib/x86_64-linux-gnu"), tried, out handle))
-                return Remember(name, handle);
             handle = IntPtr.Zero;
             return false;
         }
     }
 
+    /// <summary>The full path a loaded library came from, or null when it is not loaded or the system loader
+    /// found it by file name.</summary>
+    public static string? LoadedPath(string name)
+    {
+        lock (Gate) return Loaded.TryGetValue(name, out var known) ? known.Path : null;
+    }
+
+    /// <summary>The search steps for <paramref name="name"/>, in order (see the file header).</summary>
+    public static IReadOnlyList<LibraryProbe> Plan(string name, LibrarySearchEnvironment env, IEnumerable<string>? extraFolders = null)
+    {
+        var plan = new List<LibraryProbe>();
+        var folders = new HashSet<string>(StringComparer.Ordinal);
+        void Folder(string folder, string source)
+        {
+            if (folders.Add(folder)) plan.Add(new LibraryProbe(LibraryProbeKind.Folder, folder, source));
+        }
+
+        var variable = $"ENGINE_LIB_{EnvName(name)}";
+        if (env.Variable(variable) is { Length: > 0 } explicitPath)
+            plan.Add(new LibraryProbe(LibraryProbeKind.ExplicitPath, explicitPath, variable));
+        foreach (var f in SplitPath(env.Variable("ENGINE_LIBRARY_PATH"))) Folder(f, "ENGINE_LIBRARY_PATH");
+        foreach (var f in extraFolders ?? []) Folder(f, "caller");
+        Folder(env.BaseDirectory, "application folder");
+        foreach (var f in SplitPath(env.Variable("LD_LIBRARY_PATH"))) Folder(f, "LD_LIBRARY_PATH");
+        foreach (var file in LoaderNames(name))
+            plan.Add(new LibraryProbe(LibraryProbeKind.LoaderName, file, "ldconfig cache"));
+        foreach (var f in CudaFolders(env)) Folder(f, "CUDA install");
+        foreach (var f in PythonNvidiaFolders(env)) Folder(f, "Python environment");
+        Folder(env.System("/usr/lib/x86_64-linux-gnu"), "multiarch");
+        return plan;
+    }
+
+    /// <summary>The files a step offers, best first (for a folder: <see cref="Candidates"/>).</summary>
+    public static IEnumerable<string> Files(LibraryProbe probe, string name) => probe.Kind switch
+    {
+        LibraryProbeKind.Folder => Candidates(probe.Value, name),
+        _ => [probe.Value],
+    };
+
+    /// <summary>The first file the search would try to load: what <see cref="TryLoad"/> picks when every file
+    /// found loads. Null when no step finds a file (bare loader names are not looked up here).</summary>
+    public static string? Locate(string name, LibrarySearchEnvironment env, IEnumerable<string>? extraFolders = null)
+    {
+        foreach (var probe in Plan(name, env, extraFolders))
+        {
+            if (probe.Kind == LibraryProbeKind.LoaderName) continue;
+            if (probe.Kind == LibraryProbeKind.ExplicitPath)
+            {
+                if (File.Exists(probe.Value)) return probe.Value;
+                continue;
+            }
+            foreach (var file in Candidates(probe.Value, name)) return file;
+        }
+        return null;
+    }
+
+    /// <summary>lib{name}.so, then lib{name}.so.{major} for the versions the library is known to ship under.</summary>
+    public static IReadOnlyList<string> LoaderNames(string name)
+    {
+        var names = new List<string> { $"lib{name}.so" };
+        names.AddRange(KnownSonameVersions.TryGetValue(name, out var versions)
+            ? versions.Select(v => $"lib{name}.so.{v}")
+            : [$"lib{name}.so.1"]);
+        return names;
+    }
+
     /// <summary>Files named lib{name}.so or lib{name}.so.X[.Y...] in a folder, best first: the unversioned
-    /// name, then the highest version.</summary>
+    /// name, then the highest version. Names that merely start alike (libcublasLt for cublas,
+    /// libnvrtc-builtins for nvrtc) do not match.</summary>
     public static IEnumerable<string> Candidates(string folder, string name)
     {
         if (!Directory.Exists(folder)) return [];
         var plain = Path.Combine(folder, $"lib{name}.so");
-        var versioned = Directory.EnumerateFiles(folder, $"lib{name}.so.*")
-            .Select(p => (path: p, version: ParseVersion(Path.GetFileName(p), name)))
-            .Where(t => t.version is not null)
-            .OrderByDescending(t => t.version!, VersionComparer.Instance)
-            .Select(t => t.path);
+        List<string> versioned;
+        try
+        {
+            versioned = Directory.EnumerateFiles(folder, $"lib{name}.so.*")
+                .Select(p => (path: p, version: ParseVersion(Path.GetFileName(p), name)))
+                .Where(t => t.version is not null)
+                .OrderByDescending(t => t.version!, VersionComparer.Instance)
+                .Select(t => t.path)
+                .ToList();
+        }
+        catch (IOException) { return []; }
+        catch (UnauthorizedAccessException) { return []; }
         return File.Exists(plain) ? versioned.Prepend(plain) : versioned;
     }
 
-    private static bool TryFolders(string name, IEnumerable<string> folders, List<string> tried, out IntPtr handle)
-    {
-        foreach (var folder in folders.Distinct())
-        {
-            tried.Add(folder);
-            foreach (var path in Candidates(folder, name))
-                if (NativeLibrary.TryLoad(path, out handle)) return true;
-        }
-        handle = IntPtr.Zero;
-        return false;
-    }
-
-    private static bool Remember(string name, IntPtr handle)
-    {
-        Loaded[name] = handle;
-        return true;
-    }
-
-    private static IEnumerable<string> CudaFolders()
+    private static IEnumerable<string> CudaFolders(LibrarySearchEnvironment env)
     {
         var roots = new List<string>();
-        var cudaHome = Environment.GetEnvironmentVariable("CUDA_HOME") ?? Environment.GetEnvironmentVariable("CUDA_PATH");
+        var cudaHome = env.Variable("CUDA_HOME") ?? env.Variable("CUDA_PATH");
         if (!string.IsNullOrEmpty(cudaHome)) roots.Add(cudaHome);
-        roots.Add("/usr/local/cuda");
-        if (Directory.Exists("/usr/local"))
-            roots.AddRange(Directory.EnumerateDirectories("/usr/local", "cuda-*").OrderDescending());
+        roots.Add(env.System("/usr/local/cuda"));
+        var local = env.System("/usr/local");
+        if (Directory.Exists(local))
+            roots.AddRange(Directory.EnumerateDirectories(local, "cuda-*").OrderDescending(StringComparer.Ordinal));
         foreach (var root in roots)
         {
             yield return Path.Combine(root, "lib64");
@@ -110,21 +210,26 @@ public static partial class LibraryResolver
         }
     }
 
-    /// <summary>site-packages/nvidia/*/lib (and nvidia/cu13/lib style) folders of Python environments.</summary>
-    public static IEnumerable<string> PythonNvidiaFolders()
+    /// <summary>site-packages/nvidia/*/lib folders of the process's Python environments (nvidia/cu13/lib,
+    /// nvidia/cudnn/lib, nvidia/nccl/lib, ...).</summary>
+    public static IEnumerable<string> PythonNvidiaFolders() => PythonNvidiaFolders(LibrarySearchEnvironment.Current);
+
+    /// <summary>site-packages/nvidia/*/lib folders under the prefixes of <paramref name="env"/>, package folders in
+    /// ordinal order within one site-packages, environments in the order VIRTUAL_ENV, CONDA_PREFIX, ~/.local,
+    /// /usr/local, /usr, /opt/conda.</summary>
+    public static IEnumerable<string> PythonNvidiaFolders(LibrarySearchEnvironment env)
     {
         var prefixes = new List<string>();
-        foreach (var env in new[] { "VIRTUAL_ENV", "CONDA_PREFIX" })
-            if (Environment.GetEnvironmentVariable(env) is { Length: > 0 } p) prefixes.Add(p);
-        var home = Environment.GetEnvironmentVariable("HOME");
-        if (!string.IsNullOrEmpty(home)) prefixes.Add(Path.Combine(home, ".local"));
-        prefixes.AddRange(["/usr/local", "/usr", "/opt/conda"]);
-        foreach (var prefix in prefixes)
+        foreach (var variable in new[] { "VIRTUAL_ENV", "CONDA_PREFIX" })
+            if (env.Variable(variable) is { Length: > 0 } p) prefixes.Add(p);
+        if (env.Variable("HOME") is { Length: > 0 } home) prefixes.Add(Path.Combine(home, ".local"));
+        prefixes.AddRange(new[] { "/usr/local", "/usr", "/opt/conda" }.Select(env.System));
+        foreach (var prefix in prefixes.Distinct(StringComparer.Ordinal))
         {
             var lib = Path.Combine(prefix, "lib");
             if (!Directory.Exists(lib)) continue;
-            IEnumerable<string> pythons;
-            try { pythons = Directory.EnumerateDirectories(lib, "python3*").ToList(); }
+            List<string> pythons;
+            try { pythons = Directory.EnumerateDirectories(lib, "python3*").OrderDescending(StringComparer.Ordinal).ToList(); }
             catch (IOException) { continue; }
             catch (UnauthorizedAccessException) { continue; }
             foreach (var py in pythons)
@@ -132,17 +237,20 @@ public static partial class LibraryResolver
                 {
                     var nvidia = Path.Combine(py, site, "nvidia");
                     if (!Directory.Exists(nvidia)) continue;
-                    foreach (var pkg in Directory.EnumerateDirectories(nvidia))
+                    foreach (var pkg in Directory.EnumerateDirectories(nvidia).Order(StringComparer.Ordinal))
                         if (Directory.Exists(Path.Combine(pkg, "lib"))) yield return Path.Combine(pkg, "lib");
                 }
         }
     }
 
-    private static string EnvName(string name) => NonAlnum().Replace(name, "_").ToUpperInvariant();
+    public static string EnvName(string name) => NonAlnum().Replace(name, "_").ToUpperInvariant();
 
     private static int[]? ParseVersion(string file, string name)
     {
-        var suffix = file[$"lib{name}.so.".Length..];
+        // The pattern lib{name}.so.* also matches lib{name}.so itself (DOS-style wildcard matching), which has no version.
+        var prefix = $"lib{name}.so.";
+        if (file.Length <= prefix.Length || !file.StartsWith(prefix, StringComparison.Ordinal)) return null;
+        var suffix = file[prefix.Length..];
         var parts = suffix.Split('.');
         var version = new int[parts.Length];
         for (var i = 0; i < parts.Length; i++)

@@ -11,7 +11,19 @@ namespace Engine.Cuda.Interop;
 internal enum CUresult
 {
     CUDA_SUCCESS = 0,
+    CUDA_ERROR_OUT_OF_MEMORY = 2,
     CUDA_ERROR_NO_DEVICE = 100,
+    CUDA_ERROR_NOT_READY = 600,
+}
+
+/// <summary>CUmemPool_attribute values (cuda.h); the threshold and the counters are cuuint64_t.</summary>
+internal enum CUmemPool_attribute
+{
+    CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4,
+    CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT = 5,
+    CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH = 6,
+    CU_MEMPOOL_ATTR_USED_MEM_CURRENT = 7,
+    CU_MEMPOOL_ATTR_USED_MEM_HIGH = 8,
 }
 
 /// <summary>CUdevice_attribute values used by the engine (cuda.h).</summary>
@@ -23,6 +35,7 @@ internal enum CUdevice_attribute
     CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR = 39,
     CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
     CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
+    CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED = 115,
 }
 
 internal static unsafe partial class CudaDriver
@@ -119,4 +132,68 @@ internal static unsafe partial class CudaDriver
     public static partial CUresult cuLaunchKernel(nint f, uint gridDimX, uint gridDimY, uint gridDimZ,
                                                   uint blockDimX, uint blockDimY, uint blockDimZ,
                                                   uint sharedMemBytes, nint hStream, void** kernelParams, void** extra);
+
+    // ---- stream-ordered memory (CUDA 11.2+), pinned host memory, asynchronous copies ----
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuDeviceGetDefaultMemPool(out nint pool, int dev);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuMemPoolSetAttribute(nint pool, CUmemPool_attribute attr, void* value);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuMemPoolGetAttribute(nint pool, CUmemPool_attribute attr, void* value);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuMemPoolTrimTo(nint pool, nuint minBytesToKeep);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuMemAllocFromPoolAsync(out ulong dptr, nuint bytesize, nint pool, nint hStream);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuMemFreeAsync(ulong dptr, nint hStream);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuMemHostAlloc(out void* pp, nuint bytesize, uint flags);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuMemFreeHost(void* p);
+
+    [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuMemHostGetDevicePointer_v2")]
+    public static partial CUresult cuMemHostGetDevicePointer(out ulong pdptr, void* p, uint flags);
+
+    [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuMemcpyHtoDAsync_v2")]
+    public static partial CUresult cuMemcpyHtoDAsync(ulong dstDevice, void* srcHost, nuint byteCount, nint hStream);
+
+    [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuMemcpyDtoHAsync_v2")]
+    public static partial CUresult cuMemcpyDtoHAsync(void* dstHost, ulong srcDevice, nuint byteCount, nint hStream);
+
+    [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuMemcpyDtoDAsync_v2")]
+    public static partial CUresult cuMemcpyDtoDAsync(ulong dstDevice, ulong srcDevice, nuint byteCount, nint hStream);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuMemsetD8Async(ulong dstDevice, byte uc, nuint n, nint hStream);
+
+    // ---- events ----
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuEventCreate(out nint phEvent, uint flags);
+
+    [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuEventDestroy_v2")]
+    public static partial CUresult cuEventDestroy(nint hEvent);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuEventRecord(nint hEvent, nint hStream);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuEventSynchronize(nint hEvent);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuEventQuery(nint hEvent);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuEventElapsedTime(out float pMilliseconds, nint hStart, nint hEnd);
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuStreamWaitEvent(nint hStream, nint hEvent, uint flags);
 }

@@ -1,5 +1,5 @@
 // SafeHandles for every native object the engine creates: the retained primary context, device
-// allocations, streams, loaded modules and NVRTC programs. Objects that live in a context hold a
+// allocations, streams, events, pinned host memory, loaded modules and NVRTC programs. Objects that live in a context hold a
 // reference on the context handle, so the context is released only after the last of them, and
 // each release makes the context current first (finalizers run on a thread that never used it).
 using System.Runtime.InteropServices;
@@ -91,4 +91,15 @@ internal sealed class NvrtcProgramHandle : SafeHandle
         var program = handle;
         return Nvrtc.nvrtcDestroyProgram(ref program) == nvrtcResult.NVRTC_SUCCESS;
     }
+}
+
+internal sealed class EventHandle(PrimaryContextHandle context, nint cuEvent) : ContextBoundHandle(context, cuEvent)
+{
+    protected override CUresult Free(nint value) => CudaDriver.cuEventDestroy(value);
+}
+
+/// <summary>Page-locked host memory from cuMemHostAlloc; freed with cuMemFreeHost.</summary>
+internal sealed unsafe class PinnedHostHandle(PrimaryContextHandle context, nint pointer) : ContextBoundHandle(context, pointer)
+{
+    protected override CUresult Free(nint value) => CudaDriver.cuMemFreeHost((void*)value);
 }
