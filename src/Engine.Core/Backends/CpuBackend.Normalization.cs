@@ -1,6 +1,6 @@
 // CPU group and batch normalization. A group of group norm, (n, g), is one contiguous run of (C/G)·S floats in
 // NCHW; a channel of batch norm is N runs of S floats. One unit of parallel work is one group (group norm) or one
-// channel (batch norm statistics and sums) or one (n, c) run (batch norm writes), so every reduction is
+// channel (batch norm in training and its backward) or one (n, c) run (batch norm with given statistics), so every reduction is
 // computed by one thread in a fixed order: results do not depend on the thread count.
 //
 // Statistics are two passes over float data with double accumulation: pass 1 sums x (TensorPrimitives.Sum on
@@ -110,20 +110,33 @@ public sealed unsafe partial class CpuBackend
         WriteChannelSums(sumDyXhat, n, c, dweight);
     }
 
-    public void BatchNormStatistics(Tensor x, Tensor mean, Tensor variance)
+    public void BatchNormTrainingForward(Tensor x, Tensor? weight, Tensor? bias, double eps, Tensor y, Tensor mean, Tensor variance, Tensor rstd)
     {
         if (x.DType != DType.Float32) throw Unsupported("batch_norm", x.DType);
         var (n, c, s) = NormLayout(x);
         if (n * c * s == 0) return;
         var px = x.Data<float>();
+        var py = y.Data<float>();
         var pmean = mean.Data<float>();
         var pvar = variance.Data<float>();
-        var count = (long)n * s;
-        CpuLoops.For(c, 3 * count, ch =>
+        var prstd = rstd.Data<float>();
+        var pw = weight is null ? null : weight.Data<float>();
+        var pb = bias is null ? null : bias.Data<float>();
+        // One unit per channel: statistics, then the channel's output runs while its N·S inputs are still in cache.
+        CpuLoops.For(c, 4L * n * s, ch =>
         {
             var (center, delta, biased) = Moments(px + ch * s, s, n, (long)c * s, eps: null);
+            var r = 1 / Math.Sqrt(biased + eps);
             pmean[ch] = (float)(center + delta);
             pvar[ch] = (float)biased;
+            prstd[ch] = (float)r;
+            var scale = r * (pw is null ? 1 : pw[ch]);
+            var shift = (pb is null ? 0 : pb[ch]) - delta * scale;
+            for (var i = 0; i < n; i++)
+            {
+                var at = ((long)i * c + ch) * s;
+                AffineCentered(px + at, py + at, s, center, (float)scale, (float)shift);
+            }
         });
     }
 
@@ -162,31 +175,34 @@ public sealed unsafe partial class CpuBackend
         var prstd = rstd.Data<float>();
         var pw = weight is null ? null : weight.Data<float>();
         var count = (long)n * s;
-        // per channel: s0 = Σ dy, s1 = Σ dy·x̂ (needed for dx only in training mode)
-        var s0 = new double[c];
-        var s1 = new double[c];
-        if (training || dweight is not null || dbias is not null)
+        var pdx = dx is null ? null : dx.Data<float>();
+        var pdw = dweight is null ? null : dweight.Data<float>();
+        var pdb = dbias is null ? null : dbias.Data<float>();
+        var needSums = training || pdw != null || pdb != null;
+        // One unit per channel: its sums, then its dx runs while the channel's dy and x (N·S floats each) are
+        // still in cache.
+        CpuLoops.For(c, ((needSums ? 2 : 0) + (pdx is null ? 0 : 3)) * count, ch =>
         {
-            CpuLoops.For(c, 2 * count, ch =>
-            {
-                var (sum, dot) = CenteredDot(pdy + ch * s, px + ch * s, s, n, (long)c * s, pmean[ch]);
-                s0[ch] = sum;
-                s1[ch] = prstd[ch] * dot;
-            });
-            WriteChannelSums(s0, 1, c, dbias);
-            WriteChannelSums(s1, 1, c, dweight);
-        }
-        if (dx is null) return;
-        var pdx = dx.Data<float>();
-        CpuLoops.For((long)n * c, 3 * s, u =>
-        {
-            var ch = (int)(u % c);
+            var center = pmean[ch];
             double r = prstd[ch];
+            double s0 = 0, s1 = 0;   // Σ dy, Σ dy·x̂
+            if (needSums)
+            {
+                (s0, var dot) = CenteredDot(pdy + ch * s, px + ch * s, s, n, (long)c * s, center);
+                s1 = r * dot;
+                if (pdb != null) pdb[ch] = (float)s0;
+                if (pdw != null) pdw[ch] = (float)s1;
+            }
+            if (pdx is null) return;
             var a = r * (pw is null ? 1 : pw[ch]);
             // training: dx = a·(dy − s0/m − x̂·s1/m) = a·dy + (−a·r·s1/m)·(x − μ) + (−a·s0/m)
-            var slope = training ? (float)(-a * r * s1[ch] / count) : 0f;
-            var offset = training ? (float)(-a * s0[ch] / count) : 0f;
-            GradientRun(pdy + u * s, px + u * s, pdx + u * s, s, (float)a, pmean[ch], slope, offset);
+            var slope = training ? (float)(-a * r * s1 / count) : 0f;
+            var offset = training ? (float)(-a * s0 / count) : 0f;
+            for (var i = 0; i < n; i++)
+            {
+                var at = ((long)i * c + ch) * s;
+                GradientRun(pdy + at, px + at, pdx + at, s, (float)a, center, slope, offset);
+            }
         });
     }
 

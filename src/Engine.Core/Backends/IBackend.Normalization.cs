@@ -20,11 +20,13 @@ public partial interface IBackend
     void GroupNormBackward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, int groups, Tensor? weight,
                            Tensor? dx, Tensor? dweight, Tensor? dbias);
 
-    /// <summary>Per-channel statistics of x (N, C, S) over its N·S values: mean (C) and the biased variance (C).</summary>
-    void BatchNormStatistics(Tensor x, Tensor mean, Tensor variance);
+    /// <summary>Training-mode batch normalization of x (N, C, S): per channel over its N·S values the mean μ and the
+    /// biased variance σ², rstd = 1/sqrt(σ² + eps) and y = (x − μ)·rstd·w[c] + b[c]. Writes y, and mean, variance
+    /// (biased) and rstd (C) for the running statistics and the backward.</summary>
+    void BatchNormTrainingForward(Tensor x, Tensor? weight, Tensor? bias, double eps, Tensor y, Tensor mean, Tensor variance, Tensor rstd);
 
-    /// <summary>y = (x − mean[c])·rstd[c]·w[c] + b[c] for x, y (N, C, S) and mean, rstd (C): batch normalization with
-    /// batch statistics (training) or running statistics (evaluation).</summary>
+    /// <summary>y = (x − mean[c])·rstd[c]·w[c] + b[c] for x, y (N, C, S) and given mean, rstd (C): batch normalization
+    /// in evaluation mode, with the running statistics.</summary>
     void BatchNormForward(Tensor x, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor y);
 
     /// <summary>Gradients of BatchNormForward. With x̂ = (x − mean)·rstd, m = N·S and per channel s0 = Σ dy,

@@ -91,29 +91,28 @@ public sealed partial class Tensor
             if (training)
             {
                 mean = Empty([c], DType.Float32, input.Device);
+                rstd = Empty([c], DType.Float32, input.Device);
                 using var variance = Empty([c], DType.Float32, input.Device);
                 if (input.Numel > 0)
                 {
-                    input.Backend.BatchNormStatistics(x, mean, variance);
+                    input.Backend.BatchNormTrainingForward(x, w, b, eps, y, mean, variance, rstd);
                     if (runningMean is not null && runningVar is not null)
                     {
                         runningMean.MulInPlace(1 - momentum).AddInPlace(mean, momentum);
                         runningVar.MulInPlace(1 - momentum).AddInPlace(variance, momentum * count / (count - 1));
                     }
                 }
-                else variance.Fill(0);
-                rstd = InverseStd(variance, eps);
             }
             else
             {
                 mean = runningMean!.Clone();   // a copy: later training steps update the running buffer in place
                 rstd = InverseStd(runningVar!, eps);
+                if (input.Numel > 0) input.Backend.BatchNormForward(x, mean, rstd, w, b, y);
             }
         }
         using (mean)
         using (rstd)
         {
-            if (y.Numel > 0) input.Backend.BatchNormForward(x, mean, rstd, w, b, y);
             var inputs = NormInputs(input, weight, bias);
             if (Autograd.Tape.IsNeeded(inputs))
             {
