@@ -6,12 +6,8 @@ using Engine.Serialization;
 
 namespace Engine.Tests.Nn;
 
-public sealed class NormLayerTests : IDisposable
+public class NormLayerTests
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("engine-norm-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     // float32 forward/backward against double: a handful of float32 roundings per element (mean, variance, sqrt,
     // divide) of values of order 1 → a few 1e-7 relative; 2e-5 absolute + 1e-4 relative leaves a wide margin while
     // still catching any wrong index or formula (errors of order 1e-1).
@@ -206,6 +202,17 @@ public sealed class NormLayerTests : IDisposable
         Assert.Equal(runVar, bn.RunningVar.Value.ToDoubleArray());
         Assert.Equal(1, bn.NumBatchesTracked.Value.Item());
     }
+}
+
+/// <summary>Checkpoint and resume of a network with BatchNorm2d. Its convolutions run through oneDNN, whose route (and
+/// so its rounding) follows the process-wide layout policy that other tests of the "OneDnn" collection change; the
+/// collection keeps them from running at the same time as this bit-for-bit comparison.</summary>
+[Collection("OneDnn")]
+public sealed class BatchNormResumeTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("engine-bn-resume-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     /// <summary>A small convolutional network with BatchNorm2d, so that training moves every BN buffer.</summary>
     private sealed class ConvBnNet : Module<Tensor, Tensor>
