@@ -1,7 +1,7 @@
 // Group normalization (Wu & He, 2018, Eqn. 1–3): the C channels of an (N, C, *) input are split into G
 // groups; each (sample, group) is normalized by its own mean and biased variance,
 // x̂ = (x − μ) / sqrt(σ² + eps), then scaled and shifted per channel: y = x̂·weight[c] + bias[c].
-// Built from differentiable tensor ops, so its backward is autograd's.
+// One fused op forward and backward (Tensor.GroupNorm); parameters are named as PyTorch's nn.GroupNorm.
 namespace Engine.Nn;
 
 public sealed class GroupNorm : Module<Tensor, Tensor>, INormLayer
@@ -32,28 +32,6 @@ public sealed class GroupNorm : Module<Tensor, Tensor>, INormLayer
     {
         if (input.Rank < 2 || input.Size(1) != Channels)
             throw new ArgumentException($"GroupNorm({NumGroups}, {Channels}): expected an (N, {Channels}, ...) input, got {ShapeUtil.Format(input.Shape)}.");
-        var shape = input.ShapeArray();
-        var perGroup = Channels / NumGroups;
-        for (var d = 2; d < shape.Length; d++) perGroup = checked(perGroup * shape[d]);
-
-        using var grouped = input.Reshape(shape[0], NumGroups, perGroup);           // (N, G, C/G·HW)
-        using var mean = grouped.Mean(2, keepDim: true);                             // (N, G, 1)
-        using var centered = grouped.Sub(mean);
-        using var sq = centered.Square();
-        using var variance = sq.Mean(2, keepDim: true);                              // biased, as in the paper
-        using var ve = variance.Add(Eps);
-        using var sd = ve.Sqrt();
-        using var normalized = centered.Div(sd);
-        var y = normalized.Reshape(shape);
-        if (Weight is null || Bias is null) return y;
-
-        var channelShape = new int[shape.Length];
-        Array.Fill(channelShape, 1);
-        channelShape[1] = Channels;
-        using (y)
-        using (var w = Weight.Value.Reshape(channelShape))
-        using (var b = Bias.Value.Reshape(channelShape))
-        using (var scaled = y.Mul(w))
-            return scaled.Add(b);
+        return Tensor.GroupNorm(input, NumGroups, Weight?.Value, Bias?.Value, Eps);
     }
 }

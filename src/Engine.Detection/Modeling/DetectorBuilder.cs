@@ -141,6 +141,7 @@ public static class DetectorBuilder
         NormType.None => NormKind.None,
         NormType.FrozenBatchNorm => NormKind.FrozenBatchNorm,
         NormType.GroupNorm => NormKind.GroupNorm,
-        _ => throw new ArgumentException($"DetectorBuilder: {key} = {type} is not built (train-mode BatchNorm is not supported); use FrozenBN, GN or \"\"."),
+        NormType.BatchNorm => NormKind.BatchNorm,
+        _ => throw new ArgumentException($"DetectorBuilder: {key} = {type} is not a known normalization; use FrozenBN, BN, GN or \"\"."),
     };
 }

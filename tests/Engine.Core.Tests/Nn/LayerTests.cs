@@ -19,7 +19,7 @@ public class LayerTests
         var raw = new RefTensor([2, 6, geo.OutH, geo.OutW],
             ConvolutionReference.Forward(geo, rx.Data, conv.Weight.Value.ToDoubleArray(), conv.Bias!.Value.ToDoubleArray()));
         // GroupNorm(3 groups of 2 channels) with unit weight and zero bias, then relu
-        var normalized = NormReference.GroupNormForward(raw.Data, 2, 6, geo.OutH * geo.OutW, 3, null, null, 1e-5);
+        var normalized = NormalizationReference.GroupNormForward(raw.Data, 2, 6, geo.OutH * geo.OutW, 3, null, null, 1e-5);
         TestUtil.AssertClose(new RefTensor(raw.Shape, normalized).Map(v => Math.Max(v, 0)), y, "conv+gn+relu", seed, 1e-4, 1e-4);
     }
 

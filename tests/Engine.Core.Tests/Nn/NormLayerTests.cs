@@ -1,6 +1,8 @@
-// FrozenBatchNorm2d and GroupNorm against the double references in NormReference, forward and backward.
+// FrozenBatchNorm2d, GroupNorm and BatchNorm2d modules against the double references (NormReference, NormalizationReference), forward and backward.
 using Engine.Nn;
+using Engine.Optim;
 using Engine.Reference;
+using Engine.Serialization;
 
 namespace Engine.Tests.Nn;
 
@@ -106,39 +108,18 @@ public class NormLayerTests
         using var x = TestUtil.NonContiguous(rx).RequireGrad();
         using var y = gn.Forward(x);
         var what = $"group_norm G={groups} {ShapeUtil.Format(shape)}";
-        TestUtil.AssertClose(new RefTensor(shape, NormReference.GroupNormForward(rx.Data, n, c, s, groups, wt, bs, 1e-5)), y, what, seed, Atol, Rtol);
+        TestUtil.AssertClose(new RefTensor(shape, NormalizationReference.GroupNormForward(rx.Data, n, c, s, groups, wt, bs, 1e-5)), y, what, seed, Atol, Rtol);
 
         var u = RefTensor.Random(g, shape);
         using var gy = u.ToTensor();
         y.Backward(gy);
-        var (dx, dw, db) = NormReference.GroupNormBackward(rx.Data, n, c, s, groups, wt, 1e-5, u.Data);
+        var (dx, dw, db) = NormalizationReference.GroupNormBackward(rx.Data, n, c, s, groups, wt, 1e-5, u.Data);
         // dx is a difference of sums over the group (Σ dx̂, Σ dx̂·x̂) scaled by 1/σ: allow the sums' rounding
         TestUtil.AssertClose(new RefTensor(shape, dx), x.Grad!, what + " dx", seed, 1e-4, 1e-3);
         if (affine)
         {
             TestUtil.AssertClose(new RefTensor([c], dw), gn.Weight!.Grad!, what + " dweight", seed, 1e-4, Rtol);
             TestUtil.AssertClose(new RefTensor([c], db), gn.Bias!.Grad!, what + " dbias", seed, 1e-4, Rtol);
-        }
-    }
-
-    [Fact]
-    public void GroupNormReferenceBackwardPassesGradcheck()
-    {
-        var g = TestUtil.Fresh(out var seed);
-        foreach (var (n, c, s, groups) in new[] { (2, 4, 3, 2), (1, 3, 5, 1), (2, 3, 2, 3) })
-        {
-            var x = RefTensor.Random(g, [n * c * s]).Data;
-            var w = RefTensor.Random(g, [c]).Data;
-            var b = RefTensor.Random(g, [c]).Data;
-            var result = Gradcheck.Check(
-                inp => NormReference.GroupNormForward(inp[0], n, c, s, groups, inp[1], inp[2], 1e-5),
-                (inp, dy) =>
-                {
-                    var (dx, dw, db) = NormReference.GroupNormBackward(inp[0], n, c, s, groups, inp[1], 1e-5, dy);
-                    return [dx, dw, db];
-                },
-                [x, w, b], g);
-            Assert.True(result.Passed, $"N={n} C={c} S={s} G={groups}: {result} (seed {seed})");
         }
     }
 
@@ -165,5 +146,147 @@ public class NormLayerTests
         var e = Assert.Throws<ArgumentException>(() => gn.Forward(x));
         Assert.Contains("GroupNorm(2, 4)", e.Message);
         Assert.Contains("[2, 6, 3]", e.Message);
+    }
+
+    // ---- BatchNorm2d ----
+
+    [Fact]
+    public void BatchNormHasPyTorchNamesAndStartsAtUnitStatistics()
+    {
+        using var bn = new BatchNorm2d(6);
+        Assert.Equal(["weight", "bias"], bn.NamedParameters().Select(p => p.Name));
+        Assert.Equal(["running_mean", "running_var", "num_batches_tracked"], bn.NamedBuffers().Select(b => b.Name));
+        Assert.Equal(DType.Int64, bn.NumBatchesTracked.Value.DType);
+        Assert.Equal(0, bn.NumBatchesTracked.Value.Rank);
+        Assert.Equal(new double[6], bn.RunningMean.Value.ToDoubleArray());
+        Assert.Equal(Enumerable.Repeat(1.0, 6), bn.RunningVar.Value.ToDoubleArray());
+        Assert.IsAssignableFrom<INormLayer>(bn);
+        using var x = Tensor.Zeros([2, 5, 3, 3]);
+        var e = Assert.Throws<ArgumentException>(() => bn.Forward(x));
+        Assert.Contains("BatchNorm2d(6)", e.Message);
+        Assert.Contains("[2, 5, 3, 3]", e.Message);
+    }
+
+    [Fact]
+    public void BatchNormTrainsOnBatchStatisticsAndEvaluatesOnRunningStatistics()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (n, c, h, w) = (4, 3, 5, 6);
+        using var bn = new BatchNorm2d(c);
+        SetRandom(bn.Weight, g, 0.5, 2);
+        SetRandom(bn.Bias, g, -1, 1);
+        var (wt, bs) = (bn.Weight.Value.ToDoubleArray(), bn.Bias.Value.ToDoubleArray());
+        var rx = RefTensor.Random(g, [n, c, h, w], -1, 3);
+        using var x = rx.ToTensor();
+
+        // training: the batch's own statistics, and the running ones move 10 % toward them; the counter counts it
+        using var yTrain = bn.Forward(x);
+        TestUtil.AssertClose(new RefTensor(rx.Shape, NormalizationReference.BatchNormTrainForward(rx.Data, n, c, h * w, wt, bs, 1e-5)),
+                             yTrain, "train mode", seed, Atol, Rtol);
+        var (mean, variance) = NormalizationReference.BatchNormStatistics(rx.Data, n, c, h * w);
+        var (rm, rv) = (new double[c], Enumerable.Repeat(1.0, c).ToArray());
+        NormalizationReference.BatchNormRunningUpdate(rm, rv, mean, variance, n * h * w, 0.1);
+        TestUtil.AssertClose(rm, bn.RunningMean.Value.ToDoubleArray(), "running_mean", seed, 1e-6, 1e-5);
+        TestUtil.AssertClose(rv, bn.RunningVar.Value.ToDoubleArray(), "running_var", seed, 1e-6, 1e-5);
+        Assert.Equal(1, bn.NumBatchesTracked.Value.Item());
+
+        // evaluation: the running statistics, which are far from the batch's after one step, so the outputs differ
+        bn.Eval();
+        using var yEval = bn.Forward(x);
+        var (runMean, runVar) = (bn.RunningMean.Value.ToDoubleArray(), bn.RunningVar.Value.ToDoubleArray());
+        TestUtil.AssertClose(new RefTensor(rx.Shape, NormalizationReference.BatchNormForward(rx.Data, n, c, h * w, runMean, runVar, wt, bs, 1e-5)),
+                             yEval, "eval mode", seed, Atol, Rtol);
+        var maxDifference = yTrain.ToDoubleArray().Zip(yEval.ToDoubleArray(), (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(maxDifference > 0.1, $"train and eval outputs differ by at most {maxDifference} (seed {seed})");
+        Assert.Equal(runMean, bn.RunningMean.Value.ToDoubleArray());
+        Assert.Equal(runVar, bn.RunningVar.Value.ToDoubleArray());
+        Assert.Equal(1, bn.NumBatchesTracked.Value.Item());
+    }
+}
+
+/// <summary>Checkpoint and resume of a network with BatchNorm2d. Its convolutions run through oneDNN, whose route (and
+/// so its rounding) follows the process-wide layout policy that other tests of the "OneDnn" collection change; the
+/// collection keeps them from running at the same time as this bit-for-bit comparison.</summary>
+[Collection("OneDnn")]
+public sealed class BatchNormResumeTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("engine-bn-resume-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>A small convolutional network with BatchNorm2d, so that training moves every BN buffer.</summary>
+    private sealed class ConvBnNet : Module<Tensor, Tensor>
+    {
+        public ConvBnNet(Generator g)
+        {
+            Conv = RegisterModule("conv", new Conv2d(2, 4, 3, g, padding: 1, bias: false, norm: new BatchNorm2d(4), relu: true));
+            Head = RegisterModule("head", new Conv2d(4, 1, 1, g));
+        }
+
+        public Conv2d Conv { get; }
+        public Conv2d Head { get; }
+
+        public override Tensor Forward(Tensor input)
+        {
+            using var h = Conv.Forward(input);
+            return Head.Forward(h);
+        }
+    }
+
+    private static List<double> TrainConvBn(ConvBnNet model, Sgd sgd, Tensor x, Tensor target, int steps)
+    {
+        var losses = new List<double>();
+        for (var it = 0; it < steps; it++)
+        {
+            using var scope = DisposeScope.Begin();
+            sgd.ZeroGrad();
+            var loss = model.Forward(x).Sub(target).Square().Mean();
+            loss.Backward();
+            sgd.Step();
+            losses.Add(loss.Item());
+        }
+        return losses;
+    }
+
+    [Fact]
+    public void BatchNormBuffersAreCheckpointedAndResumeIsBitIdentical()
+    {
+        // 12 steps straight against 6, a checkpoint through safetensors files (model with its BN buffers, optimizer),
+        // and 6 more in fresh objects: every parameter and buffer must agree bit for bit.
+        var g = new Generator(7);
+        using var x = Tensor.Randn([4, 2, 6, 6], g);
+        using var target = Tensor.Randn([4, 1, 6, 6], g);
+        Sgd Optimizer(Module m) => new(ParamGroups.Build(m, weightDecay: 1e-4), lr: 0.05, momentum: 0.9);
+
+        using var straight = new ConvBnNet(new Generator(1));
+        var straightLosses = TrainConvBn(straight, Optimizer(straight), x, target, 12);
+
+        using var first = new ConvBnNet(new Generator(1));
+        var sgd = Optimizer(first);
+        var losses = TrainConvBn(first, sgd, x, target, 6);
+        var modelPath = Path.Combine(_dir, "model.safetensors");
+        var optimizerPath = Path.Combine(_dir, "optimizer.safetensors");
+        first.Save(modelPath);
+        using (var state = sgd.StateDict()) SafeTensors.Save(optimizerPath, state);
+        using (var file = SafeTensors.Load(modelPath))
+        {
+            Assert.Contains("conv.norm.running_mean", file.Keys);
+            Assert.Contains("conv.norm.running_var", file.Keys);
+            Assert.Equal(6, file["conv.norm.num_batches_tracked"].Item());
+        }
+
+        using var resumed = new ConvBnNet(new Generator(99));
+        resumed.Load(modelPath);
+        var sgd2 = Optimizer(resumed);
+        using (var state = SafeTensors.Load(optimizerPath)) sgd2.LoadStateDict(state);
+        losses.AddRange(TrainConvBn(resumed, sgd2, x, target, 6));
+
+        Assert.Equal(straightLosses, losses);
+        using var a = straight.StateDict();
+        using var b = resumed.StateDict();
+        Assert.Equal(a.Keys, b.Keys);
+        foreach (var key in a.Keys)
+            Assert.True(a[key].ToDoubleArray().SequenceEqual(b[key].ToDoubleArray()), $"{key} differs after resume");
+        Assert.Equal(12, b["conv.norm.num_batches_tracked"].Item());
     }
 }

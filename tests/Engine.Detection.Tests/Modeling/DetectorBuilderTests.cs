@@ -1,6 +1,6 @@
 // Tests of building the detector from the shipped configuration files: the settings reach the modules (RPN
 // top-k, anchors on the backbone's strides, LVIS-style score threshold and detections per image, class
-// count), and settings the engine does not build are rejected with a message naming the key.
+// count, norm layers), and settings the engine does not build are rejected with a message naming the key.
 using Engine.Config;
 using Engine.Detection.Modeling;
 using Engine.Detection.Modeling.Backbone;
@@ -44,13 +44,18 @@ public class DetectorBuilderTests
     }
 
     [Fact]
-    public void TrainModeBatchNormIsRejectedNamingTheKey()
+    public void BatchNormConfigBuildsBatchNormBackboneAndFpn()
     {
         var g = TestUtil.Fresh(out _);
-        var config = new EngineConfig();
-        config = config with { Model = config.Model with { Resnets = config.Model.Resnets with { Norm = NormType.BatchNorm } } };
-        var e = Assert.Throws<ArgumentException>(() => DetectorBuilder.FromConfig(config, g));
-        Assert.Contains("MODEL.RESNETS.NORM", e.Message);
+        var config = ConfigLoader.Load(ConfigPath("synth/faster_rcnn_r18_fpn.yaml"), ["MODEL.RESNETS.NORM=BN", "MODEL.FPN.NORM=BN"]);
+        using var model = DetectorBuilder.FromConfig(config, g);
+        Assert.Equal(NormKind.BatchNorm, ((ResNet)((FpnBackbone)model.Backbone).BottomUp).Norm);
+        var buffers = model.NamedBuffers().Select(b => b.Name).ToHashSet();
+        // FREEZE_AT 0 in this config: every stage trains, so the stem has a BatchNorm2d too
+        Assert.Contains("backbone.bottom_up.stem.conv1.norm.running_mean", buffers);
+        Assert.Contains("backbone.bottom_up.res4.1.conv2.norm.num_batches_tracked", buffers);
+        Assert.Contains("backbone.fpn_output2.norm.running_var", buffers);
+        Assert.DoesNotContain(model.NamedModules(), m => m.Module is Engine.Nn.FrozenBatchNorm2d or Engine.Nn.GroupNorm);
     }
 
     [Fact]

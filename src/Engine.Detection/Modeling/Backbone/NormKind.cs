@@ -1,5 +1,5 @@
 // The normalization that follows each convolution of the backbone, chosen once at construction
-// (detectron2's MODEL.RESNETS.NORM / MODEL.FPN.NORM: "FrozenBN", "GN", ""), and the factory that builds
+// (detectron2's MODEL.RESNETS.NORM / MODEL.FPN.NORM: "FrozenBN", "BN", "GN", ""), and the factory that builds
 // it as the conv's "norm" child so checkpoint names read "res2.0.conv1.norm.running_var".
 using Engine.Nn;
 
@@ -15,6 +15,10 @@ public enum NormKind
 
     /// <summary>GroupNorm with trainable weight and bias (Wu &amp; He, 2018).</summary>
     GroupNorm,
+
+    /// <summary>BatchNorm2d: batch statistics while training, running statistics in evaluation, trainable weight and
+    /// bias (detectron2's "BN", PyTorch's nn.BatchNorm2d: momentum 0.1, eps 1e-5).</summary>
+    BatchNorm,
 }
 
 public static class Norms
@@ -40,6 +44,8 @@ public static class Norms
                     throw new ArgumentException($"{owner ?? "Norms.Create"}: GroupNorm with {groupNormGroups} groups cannot normalize {channels} channels; " +
                                                 "use a channel count that is a multiple of the group count (detectron2 uses 32 groups) or pass a smaller groupNormGroups.");
                 return new GroupNorm(groupNormGroups, channels);
+            case NormKind.BatchNorm:
+                return new BatchNorm2d(channels);
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, "Norms.Create: unknown NormKind.");
         }

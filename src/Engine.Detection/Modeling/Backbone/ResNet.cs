@@ -6,7 +6,9 @@
 // res2OutChannels outputs (256 for bottleneck, 64 for basic blocks) and bottleneck width widthPerGroup, and
 // both double at every later stage. Stages beyond the deepest requested output are not built (detectron2
 // avoids parameters that would get no gradient). freezeAt = k freezes the stem (k ≥ 1) and res2 … res_k:
-// their parameters stop requiring gradients, as detectron2's ResNet.freeze.
+// their parameters stop requiring gradients, as detectron2's ResNet.freeze, which also turns the BatchNorm
+// layers of frozen stages into FrozenBatchNorm2d (so they neither use batch statistics nor update running ones);
+// here a frozen stage is built with FrozenBatchNorm2d directly.
 using Engine.Nn;
 
 namespace Engine.Detection.Modeling.Backbone;
@@ -54,7 +56,7 @@ public sealed class ResNet : BackboneModule
         _outFeatures = Names.Where(outFeatures.Contains).ToArray();
         var stageCount = _outFeatures.Max(f => Array.IndexOf(Names, f)); // res_k needs stages res2 … res_k
 
-        Stem = RegisterModule("stem", new BasicStem(inChannels, stemOutChannels, norm, generator, groupNormGroups));
+        Stem = RegisterModule("stem", new BasicStem(inChannels, stemOutChannels, NormOfStage(norm, frozen: freezeAt >= 1), generator, groupNormGroups));
         var shapes = new Dictionary<string, ShapeSpec> { ["stem"] = new(stemOutChannels, BasicStem.StemStride) };
         var (inC, outC, bottleneck, stride) = (stemOutChannels, res2OutChannels ?? (basic ? widthPerGroup : 4 * widthPerGroup), widthPerGroup, BasicStem.StemStride);
         for (var s = 0; s < stageCount; s++)
@@ -62,12 +64,13 @@ public sealed class ResNet : BackboneModule
             var name = Names[s + 1];
             var firstStride = s == 0 ? 1 : 2;
             var blocks = new List<(string, Module<Tensor, Tensor>)>();
+            var stageNorm = NormOfStage(norm, frozen: freezeAt >= s + 2);
             for (var b = 0; b < blocksPerStage[s]; b++)
             {
                 var (blockIn, blockStride) = b == 0 ? (inC, firstStride) : (outC, 1);
                 ResNetBlock block = basic
-                    ? new BasicBlock(blockIn, outC, blockStride, norm, generator, groupNormGroups)
-                    : new BottleneckBlock(blockIn, outC, bottleneck, blockStride, norm, generator, strideInOneByOne, groupNormGroups);
+                    ? new BasicBlock(blockIn, outC, blockStride, stageNorm, generator, groupNormGroups)
+                    : new BottleneckBlock(blockIn, outC, bottleneck, blockStride, stageNorm, generator, strideInOneByOne, groupNormGroups);
                 blocks.Add((b.ToString(System.Globalization.CultureInfo.InvariantCulture), block));
             }
             _stages.Add((name, RegisterModule(name, new Sequential(blocks))));
@@ -128,6 +131,10 @@ public sealed class ResNet : BackboneModule
     }
 
     private static string PreviousName(string stage) => Names[Array.IndexOf(Names, stage) - 1];
+
+    /// <summary>detectron2's freeze converts BatchNorm to FrozenBatchNorm in frozen stages; other norms stay as they are.</summary>
+    private static NormKind NormOfStage(NormKind norm, bool frozen) =>
+        frozen && norm == NormKind.BatchNorm ? NormKind.FrozenBatchNorm : norm;
 
     private static void FreezeAll(Module module)
     {

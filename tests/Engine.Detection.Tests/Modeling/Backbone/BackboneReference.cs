@@ -60,7 +60,7 @@ internal sealed class RefConvLayer
         var z = ConvolutionReference.Forward(geo, x.Data, Weight, Bias);
         var s = geo.OutH * geo.OutW;
         var normed = Frozen is { } f ? NormReference.FrozenBatchNormForward(z, geo.N, COut, s, f.W, f.B, f.Mean, f.Var, f.Eps)
-            : Group is { } g ? NormReference.GroupNormForward(z, geo.N, COut, s, g.Groups, g.W, g.B, g.Eps)
+            : Group is { } g ? NormalizationReference.GroupNormForward(z, geo.N, COut, s, g.Groups, g.W, g.B, g.Eps)
             : z;
         saved = new Saved(geo, x, z, normed);
         var y = Relu ? normed.Select(v => Math.Max(v, 0)).ToArray() : (double[])normed.Clone();
@@ -74,7 +74,7 @@ internal sealed class RefConvLayer
         var s = geo.OutH * geo.OutW;
         var dNormed = Relu ? dy.Data.Select((v, i) => saved.Normed[i] > 0 ? v : 0).ToArray() : dy.Data;
         var dz = Frozen is { } f ? NormReference.FrozenBatchNormBackward(dNormed, geo.N, COut, s, f.W, f.Var, f.Eps)
-            : Group is { } g ? NormReference.GroupNormBackward(saved.Conv, geo.N, COut, s, g.Groups, g.W, g.Eps, dNormed).Dx
+            : Group is { } g ? NormalizationReference.GroupNormBackward(saved.Conv, geo.N, COut, s, g.Groups, g.W, g.Eps, dNormed).Dx
             : dNormed;
         var dx = ConvolutionReference.BackwardData(geo, dz, Weight);
         var dw = ConvolutionReference.BackwardWeights(geo, saved.X.Data, dz);
