@@ -1,7 +1,7 @@
 // Device helpers shared by the CUDA backend's tensor kernels (tensor.cu, reduce.cu, softmax.cu, indexing.cu,
-// sort.cu, pooling.cu): element access by dtype code, value conversions with the CPU backend's rules, and
-// the deferred error record through which a kernel reports bad input (an index out of range, a target
-// outside [0, C)) without the host waiting for it.
+// sort.cu, pooling.cu, normalization.cu): element access by dtype code, value conversions with the CPU
+// backend's rules, and the deferred error record through which a kernel reports bad input (an index out of
+// range, a target outside [0, C)) without the host waiting for it.
 //
 // dtype codes are Engine.DType's: 0 float32, 1 int32, 2 int64, 3 uint8.
 // Conversions go through double, as CpuBackend.ReadDouble / WriteDouble do: to an integer type by

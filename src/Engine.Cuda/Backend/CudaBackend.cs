@@ -2,8 +2,9 @@
 // per device (CudaStream, created by the backend) so that a training step is a flat sequence of launches
 // the host never waits for. Memory comes from the caching stream-ordered allocator (CudaMemoryPool),
 // uploads and downloads go through pinned staging (PinnedStaging), kernels are the backend's own files
-// (tensor.cu, reduce.cu, softmax.cu, indexing.cu, sort.cu, pooling.cu, plus elementwise.cu's float maps),
-// matmul is cuBLAS and convolution cuDNN. Op families live in CudaBackend.*.cs, mirroring CpuBackend.
+// (tensor.cu, reduce.cu, softmax.cu, indexing.cu, sort.cu, pooling.cu, normalization.cu, plus
+// elementwise.cu's float maps), matmul is cuBLAS and convolution cuDNN. Op families live in
+// CudaBackend.*.cs, mirroring CpuBackend.
 //
 // Host synchronizations, each marked where it happens:
 //   CopyToHost                 the caller reads the data on return (Tensor.ToArray, Item)

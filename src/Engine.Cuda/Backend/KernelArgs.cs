@@ -1,6 +1,7 @@
 // Host mirrors of the by-value argument structs of the backend's kernels (kernels/tensor.cu, reduce.cu,
-// softmax.cu, indexing.cu, sort.cu, pooling.cu). Field order and sizes follow the C structs; each .cu file
-// pins its struct's size with a static_assert, and a test compares those sizes with these.
+// softmax.cu, indexing.cu, sort.cu, pooling.cu, normalization.cu). Field order and sizes follow the C
+// structs; each .cu file pins its struct's size with a static_assert, and a test compares those sizes with
+// these.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Engine.Cuda.Kernels;
@@ -87,4 +88,14 @@ internal struct PoolArgs
     public ulong X, Y, Indices, Gy, Gx;
     public long Planes;
     public int H, W, OH, OW, KH, KW, SH, SW, PH, PW;
+}
+
+/// <summary>struct norm_args (136 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct NormArgs
+{
+    public ulong X, Dy, Weight, Bias, Y, Dx, Mean, Rstd, Variance, Dweight, Dbias, Sums;
+    public long N, C, S;
+    public int Groups, Training;
+    public double Eps;
 }

@@ -26,6 +26,8 @@ public sealed class BackendKernelLayoutTests : IDisposable
         { "sort.cu", ["sort_load_kernel", "sort_shared_kernel", "sort_global_step_kernel", "sort_write_kernel"] },
         { "pooling.cu", ["max_pool2d_forward_kernel", "max_pool2d_backward_kernel", "upsample_nearest2d_forward_kernel",
                          "upsample_nearest2d_backward_kernel"] },
+        { "normalization.cu", ["group_norm_forward_kernel", "group_norm_backward_kernel", "group_norm_channel_sums_kernel",
+                               "batch_norm_training_forward_kernel", "batch_norm_forward_kernel", "batch_norm_backward_kernel"] },
     };
 
     [Theory]
@@ -58,6 +60,7 @@ public sealed class BackendKernelLayoutTests : IDisposable
         { "indexing.cu", "nonzero_args", Unsafe.SizeOf<NonzeroArgs>() },
         { "sort.cu", "sort_args", Unsafe.SizeOf<SortArgs>() },
         { "pooling.cu", "pool_args", Unsafe.SizeOf<PoolArgs>() },
+        { "normalization.cu", "norm_args", Unsafe.SizeOf<NormArgs>() },
     };
 
     [Theory]

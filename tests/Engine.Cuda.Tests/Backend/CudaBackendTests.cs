@@ -10,7 +10,7 @@ using Engine.Tests;
 
 namespace Engine.Cuda.Tests.Backend;
 
-public sealed class CudaBackendTests
+public sealed partial class CudaBackendTests
 {
     private static readonly Lazy<IBackend> Shared = new(() =>
     {
