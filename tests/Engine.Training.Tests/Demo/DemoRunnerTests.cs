@@ -13,38 +13,18 @@ public sealed class DemoRunnerTests
 {
     private const int Classes = 6;
 
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Engine.sln"))) return dir.FullName;
-        throw new InvalidOperationException($"no Engine.sln above {AppContext.BaseDirectory}");
-    }
-
     /// <summary>The shipped demo configs shrunk to seconds (see DetectorTrainingTests for why these widths).</summary>
     private static DemoOptions Options(string output, IReadOnlyList<string> methods, long maxIter = 4, bool fresh = false) => new()
     {
         OutputDirectory = output,
-        ConfigsDirectory = Path.Combine(RepoRoot(), "configs"),
+        ConfigsDirectory = Path.Combine(TinyDetector.RepoRoot, "configs"),
         Methods = methods,
         Fresh = fresh,
         LogPeriod = 1,
         Synthetic = new SyntheticOptions { OutputDirectory = "unused", Classes = Classes, TrainImages = 16, ValImages = 6, ImageSize = 64, Seed = 3 },
         Overrides =
         [
-            $"MODEL.ROI_HEADS.NUM_CLASSES={Classes}",
-            "MODEL.FPN.OUT_CHANNELS=32",
-            "MODEL.ROI_BOX_HEAD.FC_DIM=64",
-            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE=32",
-            "MODEL.RPN.PRE_NMS_TOPK_TRAIN=200",
-            "MODEL.RPN.POST_NMS_TOPK_TRAIN=64",
-            "MODEL.RPN.PRE_NMS_TOPK_TEST=200",
-            "MODEL.RPN.POST_NMS_TOPK_TEST=64",
-            "INPUT.MIN_SIZE_TRAIN=[64]",
-            "INPUT.MAX_SIZE_TRAIN=64",
-            "INPUT.MIN_SIZE_TEST=64",
-            "INPUT.MAX_SIZE_TEST=64",
-            "SOLVER.IMS_PER_BATCH=2",
-            "SOLVER.BASE_LR=0.01",
+            .. TinyDetector.Overrides(Classes),
             $"SOLVER.MAX_ITER={maxIter}",
             "SOLVER.STEPS=[1]",
             "SOLVER.WARMUP_ITERS=1",

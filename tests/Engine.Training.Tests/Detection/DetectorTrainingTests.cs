@@ -25,33 +25,13 @@ public sealed class DetectorTrainingTests
         return root;
     });
 
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Engine.sln"))) return dir.FullName;
-        throw new InvalidOperationException($"no Engine.sln above {AppContext.BaseDirectory}");
-    }
-
     /// <summary>The synthetic config shrunk to a model that trains in seconds: GN needs 32 channels per stage at least
     /// (32 groups), so the stem and res2 stay at 32 and the FPN and box head are narrowed instead.</summary>
-    private static EngineConfig Config(string outputDir, long maxIter) => ConfigLoader.Load(Path.Combine(RepoRoot(), "configs", "synth", "faster_rcnn_r18_fpn.yaml"),
+    private static EngineConfig Config(string outputDir, long maxIter) => ConfigLoader.Load(TinyDetector.SynthConfig(),
     [
         $"DATASETS.ROOT={DatasetRoot.Value}",
         $"OUTPUT_DIR={outputDir}",
-        $"MODEL.ROI_HEADS.NUM_CLASSES={Classes}",
-        "MODEL.FPN.OUT_CHANNELS=32",
-        "MODEL.ROI_BOX_HEAD.FC_DIM=64",
-        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE=32",
-        "MODEL.RPN.PRE_NMS_TOPK_TRAIN=200",
-        "MODEL.RPN.POST_NMS_TOPK_TRAIN=64",
-        "MODEL.RPN.PRE_NMS_TOPK_TEST=200",
-        "MODEL.RPN.POST_NMS_TOPK_TEST=64",
-        "INPUT.MIN_SIZE_TRAIN=[64]",
-        "INPUT.MAX_SIZE_TRAIN=64",
-        "INPUT.MIN_SIZE_TEST=64",
-        "INPUT.MAX_SIZE_TEST=64",
-        "SOLVER.IMS_PER_BATCH=2",
-        "SOLVER.BASE_LR=0.01",
+        .. TinyDetector.Overrides(Classes),
         $"SOLVER.MAX_ITER={maxIter}",
         "SOLVER.STEPS=[3]", // below both MAX_ITERs (4 and 8): the validator requires steps inside the run
         "SOLVER.WARMUP_ITERS=2",

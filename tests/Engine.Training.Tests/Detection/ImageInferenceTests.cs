@@ -31,14 +31,7 @@ public sealed class ImageInferenceTests
         return root;
     });
 
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Engine.sln"))) return dir.FullName;
-        throw new InvalidOperationException($"no Engine.sln above {AppContext.BaseDirectory}");
-    }
-
-    private static EngineConfig Config(string? root = null) => ConfigLoader.Load(Path.Combine(RepoRoot(), "configs", "synth", "faster_rcnn_r18_fpn.yaml"),
+    private static EngineConfig Config(string? root = null) => ConfigLoader.Load(TinyDetector.SynthConfig(),
     [
         $"DATASETS.ROOT={root ?? DatasetRoot.Value}",
         $"OUTPUT_DIR={Toy.TempDir()}",

@@ -33,34 +33,14 @@ public sealed class LongTailTrainingTests
         return Path.Combine(dir, "model_final.safetensors");
     });
 
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Engine.sln"))) return dir.FullName;
-        throw new InvalidOperationException($"no Engine.sln above {AppContext.BaseDirectory}");
-    }
-
     /// <summary>A shipped synthetic config shrunk as DetectorTrainingTests shrinks the baseline, without a test set.</summary>
     private static EngineConfig Config(string file, string outputDir, long maxIter, params string[] more) =>
-        ConfigLoader.Load(Path.Combine(RepoRoot(), "configs", "synth", file),
+        ConfigLoader.Load(TinyDetector.SynthConfig(file),
         [
             $"DATASETS.ROOT={DatasetRoot.Value}",
             "DATASETS.TEST=[]",
             $"OUTPUT_DIR={outputDir}",
-            $"MODEL.ROI_HEADS.NUM_CLASSES={Classes}",
-            "MODEL.FPN.OUT_CHANNELS=32",
-            "MODEL.ROI_BOX_HEAD.FC_DIM=64",
-            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE=32",
-            "MODEL.RPN.PRE_NMS_TOPK_TRAIN=200",
-            "MODEL.RPN.POST_NMS_TOPK_TRAIN=64",
-            "MODEL.RPN.PRE_NMS_TOPK_TEST=200",
-            "MODEL.RPN.POST_NMS_TOPK_TEST=64",
-            "INPUT.MIN_SIZE_TRAIN=[64]",
-            "INPUT.MAX_SIZE_TRAIN=64",
-            "INPUT.MIN_SIZE_TEST=64",
-            "INPUT.MAX_SIZE_TEST=64",
-            "SOLVER.IMS_PER_BATCH=2",
-            "SOLVER.BASE_LR=0.01",
+            .. TinyDetector.Overrides(Classes),
             $"SOLVER.MAX_ITER={maxIter}",
             "SOLVER.STEPS=[1]",
             "SOLVER.WARMUP_ITERS=1",

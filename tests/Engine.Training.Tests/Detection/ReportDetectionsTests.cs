@@ -75,9 +75,7 @@ public sealed class ReportDetectionsTests
         {
             OutputDirectory = Path.Combine(root, "synth_lt"), Classes = 6, TrainImages = 4, ValImages = 3, ImageSize = 64, Seed = 4,
         });
-        var repo = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(repo, "Engine.sln"))) repo = Path.GetDirectoryName(repo)!;
-        var config = ConfigLoader.Load(Path.Combine(repo, "configs", "synth", "faster_rcnn_r18_fpn.yaml"),
+        var config = ConfigLoader.Load(TinyDetector.SynthConfig(),
             [$"DATASETS.ROOT={root}", "MODEL.ROI_HEADS.NUM_CLASSES=6", "MODEL.FPN.OUT_CHANNELS=32", "MODEL.ROI_BOX_HEAD.FC_DIM=64",
              "INPUT.MIN_SIZE_TEST=64", "INPUT.MAX_SIZE_TEST=128", "SEED=5"]);
         using var detector = DetectorBuilder.FromConfig(config, new Generator(5));

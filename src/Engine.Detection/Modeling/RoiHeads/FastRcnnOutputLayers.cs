@@ -145,7 +145,7 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
         return result;
     }
 
-    /// <summary>Regression targets (R, 4) of the foreground rows, 0 on background rows (whose matched box is a placeholder).</summary>
+    /// <summary>Regression targets (R, 4) of the foreground rows, 0 on background rows (their matched ground truth is an arbitrary box, so no target exists).</summary>
     private Tensor RegressionTargets(Tensor labels, Tensor proposalBoxes, Tensor gtBoxes)
     {
         using var noGrad = GradMode.NoGrad();
