@@ -29,28 +29,8 @@ public sealed partial class Tensor
         using var rstd = Empty([n, groups], DType.Float32, input.Device);   // (N, G)
         if (y.Numel > 0) input.Backend.GroupNormForward(x, groups, w, b, eps, y, mean, rstd);
 
-        var inputs = NormInputs(input, weight, bias);
-        if (Autograd.Tape.IsNeeded(inputs))
-        {
-            var (needX, needW, needB) = (input.RequiresGrad, weight?.RequiresGrad ?? false, bias?.RequiresGrad ?? false);
-            var (shape, hasW, hasB) = (input._shape, weight is not null, bias is not null);
-            Autograd.Tape.Record(y, op, inputs, node =>
-            {
-                var sx = node.Save(x);
-                var sm = node.Save(mean);
-                var sr = node.Save(rstd);
-                var sw = w is null ? null : node.Save(w);
-                return gy =>
-                {
-                    using var dy = gy.DenseUnrecorded();
-                    var dx = needX ? Empty(shape, DType.Float32, dy.Device) : null;
-                    var dw = needW ? Empty([c], DType.Float32, dy.Device) : null;
-                    var db = needB ? Empty([c], DType.Float32, dy.Device) : null;
-                    dy.Backend.GroupNormBackward(dy, sx, sm, sr, groups, sw, dx, dw, db);
-                    return NormGradients(dx, hasW, dw, hasB, db);
-                };
-            });
-        }
+        RecordNorm(y, op, input, weight, bias, x, w, mean, rstd, c,
+                   (dy, sx, sm, sr, sw, dx, dw, db) => dy.Backend.GroupNormBackward(dy, sx, sm, sr, groups, sw, dx, dw, db));
         return y;
     }
 
@@ -113,30 +93,37 @@ public sealed partial class Tensor
         using (mean)
         using (rstd)
         {
-            var inputs = NormInputs(input, weight, bias);
-            if (Autograd.Tape.IsNeeded(inputs))
-            {
-                var (needX, needW, needB) = (input.RequiresGrad, weight?.RequiresGrad ?? false, bias?.RequiresGrad ?? false);
-                var (shape, hasW, hasB) = (input._shape, weight is not null, bias is not null);
-                Autograd.Tape.Record(y, op, inputs, node =>
-                {
-                    var sx = node.Save(x);
-                    var sm = node.Save(mean);
-                    var sr = node.Save(rstd);
-                    var sw = w is null ? null : node.Save(w);
-                    return gy =>
-                    {
-                        using var dy = gy.DenseUnrecorded();
-                        var dx = needX ? Empty(shape, DType.Float32, dy.Device) : null;
-                        var dw = needW ? Empty([c], DType.Float32, dy.Device) : null;
-                        var db = needB ? Empty([c], DType.Float32, dy.Device) : null;
-                        dy.Backend.BatchNormBackward(dy, sx, sm, sr, sw, training, dx, dw, db);
-                        return NormGradients(dx, hasW, dw, hasB, db);
-                    };
-                });
-            }
+            RecordNorm(y, op, input, weight, bias, x, w, mean, rstd, c,
+                       (dy, sx, sm, sr, sw, dx, dw, db) => dy.Backend.BatchNormBackward(dy, sx, sm, sr, sw, training, dx, dw, db));
         }
         return y;
+    }
+
+    /// <summary>Records a normalization's backward: the dense input, weight, mean and rstd are saved, and
+    /// <paramref name="backward"/> fills dx (input's shape), dweight and dbias (C) where each is needed.</summary>
+    private static void RecordNorm(Tensor y, string op, Tensor input, Tensor? weight, Tensor? bias, Tensor x, Tensor? w, Tensor mean, Tensor rstd, int c,
+                                   Action<Tensor, Tensor, Tensor, Tensor, Tensor?, Tensor?, Tensor?, Tensor?> backward)
+    {
+        var inputs = NormInputs(input, weight, bias);
+        if (!Autograd.Tape.IsNeeded(inputs)) return;
+        var (needX, needW, needB) = (input.RequiresGrad, weight?.RequiresGrad ?? false, bias?.RequiresGrad ?? false);
+        var (shape, hasW, hasB) = (input._shape, weight is not null, bias is not null);
+        Autograd.Tape.Record(y, op, inputs, node =>
+        {
+            var sx = node.Save(x);
+            var sm = node.Save(mean);
+            var sr = node.Save(rstd);
+            var sw = w is null ? null : node.Save(w);
+            return gy =>
+            {
+                using var dy = gy.DenseUnrecorded();
+                var dx = needX ? Empty(shape, DType.Float32, dy.Device) : null;
+                var dw = needW ? Empty([c], DType.Float32, dy.Device) : null;
+                var db = needB ? Empty([c], DType.Float32, dy.Device) : null;
+                backward(dy, sx, sm, sr, sw, dx, dw, db);
+                return NormGradients(dx, hasW, dw, hasB, db);
+            };
+        });
     }
 
     /// <summary>1/sqrt(v + eps), (C).</summary>
