@@ -20,7 +20,7 @@ public sealed class DemoVerb : IVerb
     [Option("output", Default = "output/demo", HelpText = "Output folder (the synthetic set, runs, metrics.json and report.html go there).")]
     public string Output { get; set; } = "output/demo";
 
-    [Option("methods", Separator = ',', HelpText = "Comma-separated methods to train and compare with the same budget (baseline, rfs, eql, eqlv2, seesaw, federated, bags, logn, crat, bacl, rio). Default: baseline.")]
+    [Option("methods", Separator = ',', HelpText = "Comma-separated methods to train and compare with the same schedule (baseline, rfs, eql, eqlv2, seesaw, federated, bags, logn, crat, bacl, rio, or all). BAGS and LogN start from the baseline's weights, BACL's second stage from its first; a shared first stage runs once. Default: baseline (the one that fits about 12 minutes on 2 cores).")]
     public IEnumerable<string> Methods { get; set; } = [];
 
     [Option("set", HelpText = "Override a config key for every method: --set SOLVER.MAX_ITER=200 (repeatable).")]
@@ -43,6 +43,8 @@ public sealed class DemoVerb : IVerb
         if (LogPeriod < 1) throw new ArgumentException($"demo: --log-period must be ≥ 1, got {LogPeriod}.");
         var total = Stopwatch.StartNew();
         var methods = Methods.Select(m => m.Trim().ToLowerInvariant()).Where(m => m.Length > 0).ToList();
+        if (methods.Contains("all"))
+            methods = methods.Count == 1 ? [.. DemoRunner.KnownMethods] : throw new ArgumentException("demo: --methods all stands alone; it runs every method.");
         var options = new DemoOptions
         {
             OutputDirectory = Path.GetFullPath(Output),
@@ -52,7 +54,7 @@ public sealed class DemoVerb : IVerb
             Fresh = Fresh,
             LogPeriod = LogPeriod,
         };
-        var plan = DemoRunner.Plan(options);
+        var plans = DemoRunner.Plan(options);
 
         var generated = DemoRunner.EnsureDataset(options);
         var datasetDir = Path.Combine(DemoRunner.DatasetsRoot(options), DemoRunner.DatasetFolder);
@@ -62,17 +64,21 @@ public sealed class DemoVerb : IVerb
             AnsiConsole.WriteLine($"synthetic set: using {datasetDir}");
 
         var results = new List<DemoMethodResult>();
-        foreach (var (method, file, config) in plan)
+        var finished = new Dictionary<string, DemoStageResult>(StringComparer.Ordinal);
+        foreach (var plan in plans)
         {
-            AnsiConsole.WriteLine($"[{results.Count + 1}/{plan.Count}] {method}: {Path.GetFileName(file)}, {config.Solver.MaxIter} iterations of {config.Solver.ImsPerBatch} images → {config.OutputDir}");
+            var final = plan.Final;
+            AnsiConsole.WriteLine($"[{results.Count + 1}/{plans.Count}] {plan.Method}: " + (plan.Stages.Count == 1
+                ? $"{Path.GetFileName(final.ConfigFile)}, {final.Config.Solver.MaxIter} iterations of {final.Config.Solver.ImsPerBatch} images → {final.Config.OutputDir}"
+                : $"stages {string.Join(" → ", plan.Stages.Select(s => s.Name + (finished.ContainsKey(s.Name) ? " (done)" : "")))}"));
             var interactive = !NoProgress && AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
             DemoMethodResult? result = null;
             if (interactive)
                 AnsiConsole.Progress().AutoClear(false)
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-                    .Start(ctx => result = DemoRunner.RunMethod(method, file, config, options, new TrainVerb.SpectreProgressReporter(ctx)));
+                    .Start(ctx => result = DemoRunner.RunMethod(plan, options, new TrainVerb.SpectreProgressReporter(ctx), finished, line => AnsiConsole.WriteLine("  " + line)));
             else
-                result = DemoRunner.RunMethod(method, file, config, options, new ConsoleProgressReporter(Console.Out, LogPeriod));
+                result = DemoRunner.RunMethod(plan, options, new ConsoleProgressReporter(Console.Out, LogPeriod), finished, line => Console.WriteLine("  " + line));
             results.Add(result!);
             PrintMethod(result!);
         }
@@ -108,7 +114,7 @@ public sealed class DemoVerb : IVerb
     {
         var inv = CultureInfo.InvariantCulture;
         AnsiConsole.WriteLine(string.Create(inv,
-            $"{r.Method}: AP {DemoRunner.Get(r, "AP"):0.000}  AP50 {DemoRunner.Get(r, "AP50"):0.000}  APr {DemoRunner.Get(r, "APr"):0.000}  APc {DemoRunner.Get(r, "APc"):0.000}  APf {DemoRunner.Get(r, "APf"):0.000}  ({r.Iterations} iterations trained in {r.TrainSeconds / 60:0.0} min{(double.IsFinite(r.ImagesPerSecond) ? $", {r.ImagesPerSecond:0.0} images/s" : "")})"));
+            $"{r.Method}: AP {DemoRunner.Get(r, "AP"):0.000}  AP50 {DemoRunner.Get(r, "AP50"):0.000}  APr {DemoRunner.Get(r, "APr"):0.000}  APc {DemoRunner.Get(r, "APc"):0.000}  APf {DemoRunner.Get(r, "APf"):0.000}  ({r.Iterations} iterations trained by this call; {Cost(r)}{(double.IsFinite(r.ImagesPerSecond) ? $", {r.ImagesPerSecond:0.0} images/s" : "")})"));
         var table = new Table().Border(TableBorder.Rounded).Title($"{r.Method}: box AP by frequency group")
             .AddColumn("group").AddColumn(new TableColumn("classes").RightAligned())
             .AddColumn(new TableColumn("training instances").RightAligned()).AddColumn(new TableColumn("AP").RightAligned());
@@ -117,6 +123,12 @@ public sealed class DemoVerb : IVerb
                          row.Categories.ToString(inv), row.TrainingInstances.ToString(inv), double.IsNaN(row.Ap) ? "-" : row.Ap.ToString("0.000", inv));
         AnsiConsole.Write(table);
     }
+
+    /// <summary>"10.5 min" for one stage, "baseline 10.5 + logn 1.2 = 11.7 min" for a pipeline.</summary>
+    private static string Cost(DemoMethodResult r) => r.Stages.Count == 1
+        ? string.Create(CultureInfo.InvariantCulture, $"{r.TrainSeconds / 60:0.0} min")
+        : string.Join(" + ", r.Stages.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Name} {s.Seconds / 60:0.0}"))) +
+          string.Create(CultureInfo.InvariantCulture, $" = {r.TrainSeconds / 60:0.0} min");
 
     private static void PrintComparison(IReadOnlyList<DemoMethodResult> results)
     {
