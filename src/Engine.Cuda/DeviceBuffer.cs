@@ -10,6 +10,7 @@ namespace Engine.Cuda;
 public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
 {
     private readonly DeviceMemoryHandle? _memory;
+    private readonly ulong _borrowed;
 
     internal DeviceBuffer(CudaDevice device, long length)
     {
@@ -25,6 +26,21 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
         _memory = new DeviceMemoryHandle(device.Context, pointer);
     }
 
+    /// <summary>A buffer over memory someone else owns (a tensor's storage): <paramref name="pointer"/> must stay valid
+    /// while the buffer is used; disposing it frees nothing.</summary>
+    internal static DeviceBuffer<T> Borrow(CudaDevice device, ulong pointer, long length) => new(device, pointer, length);
+
+    private DeviceBuffer(CudaDevice device, ulong pointer, long length)
+    {
+        if (length < 0)
+            throw new ArgumentOutOfRangeException(nameof(length), $"DeviceBuffer<{typeof(T).Name}>.Borrow: length {length} is negative.");
+        if (length > 0 && pointer == 0)
+            throw new ArgumentException($"DeviceBuffer<{typeof(T).Name}>.Borrow: a null pointer for {length} elements.", nameof(pointer));
+        Device = device;
+        Length = length;
+        _borrowed = length == 0 ? 0 : pointer;
+    }
+
     public CudaDevice Device { get; }
 
     /// <summary>Number of elements.</summary>
@@ -37,7 +53,7 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
     {
         get
         {
-            if (_memory is null) return 0;
+            if (_memory is null) return _borrowed;
             ObjectDisposedException.ThrowIf(_memory.IsClosed, this);
             return _memory.Pointer;
         }

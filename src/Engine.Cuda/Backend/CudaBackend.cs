@@ -50,6 +50,13 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
     /// <summary>The stream every primitive of this backend is queued on.</summary>
     public CudaStream Stream { get; }
 
+    /// <summary>The compiler (and CUBIN cache) this backend's kernels come from, shared with the kernel families
+    /// that launch on its stream.</summary>
+    internal KernelCompiler Compiler => _compiler;
+
+    /// <summary>The error record kernels on this backend's stream report bad input into.</summary>
+    internal DeviceErrorLog Errors => _errors;
+
     /// <summary>The caching allocator; its Stats give allocated, reserved and peak bytes.</summary>
     public CudaMemoryPool Memory { get; }
 

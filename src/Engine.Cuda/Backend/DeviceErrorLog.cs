@@ -35,6 +35,14 @@ internal sealed unsafe class DeviceErrorLog : IDisposable
         Gather = 6,
         ScatterAdd = 7,
         Nonzero = 8,
+        // detection and long-tail kernels (Engine.Cuda.Ops)
+        EncodeBoxes = 9,
+        MatchProposals = 10,
+        WeightedSigmoidBce = 11,
+        Fcbl = 12,
+        AccumulateConfusion = 13,
+        SoftmaxCrossEntropy = 14,
+        Seesaw = 15,
     }
 
     /// <summary>The `code` values of backend.cuh.</summary>
@@ -44,6 +52,12 @@ internal sealed unsafe class DeviceErrorLog : IDisposable
         IndexOutOfRange = 2,
         TargetOutOfRange = 3,
         CountChanged = 4,
+        /// <summary>value = x1, y1 and limit = x2, y2 as float bits (high word, low word), position = box.</summary>
+        NonPositiveBox = 5,
+        /// <summary>value = the quality's float bits, position = flat element, limit = columns.</summary>
+        InvalidQuality = 6,
+        /// <summary>value = label, position = row, limit = largest valid label.</summary>
+        LabelOutOfRange = 7,
     }
 
     private const uint CuMemHostAllocPortable = 0x1;
@@ -91,6 +105,13 @@ internal sealed unsafe class DeviceErrorLog : IDisposable
             Op.Gather => "gather",
             Op.ScatterAdd => "scatter_add",
             Op.Nonzero => "nonzero",
+            Op.EncodeBoxes => "GetDeltas",
+            Op.MatchProposals => "Matcher",
+            Op.WeightedSigmoidBce => "WeightedSigmoidBce",
+            Op.Fcbl => "Fcbl",
+            Op.AccumulateConfusion => "AccumulateConfusion",
+            Op.SoftmaxCrossEntropy => "SoftmaxCrossEntropy",
+            Op.Seesaw => "Seesaw",
             _ => $"kernel op {e.Op}",
         };
         return (ErrorCode)e.Code switch
@@ -104,8 +125,27 @@ internal sealed unsafe class DeviceErrorLog : IDisposable
                 $"Check the label mapping, or mark rows to skip with ignoreIndex.{late}"),
             ErrorCode.CountChanged => new InvalidOperationException(
                 $"{op}: the output has {e.Limit} rows but the input has {e.Value} nonzero elements; it changed between the count and the fill.{late}"),
+            ErrorCode.NonPositiveBox => NonPositiveBox(op, e, late),
+            ErrorCode.InvalidQuality => new ArgumentException(
+                $"{op}: match quality [{e.Position / Math.Max(e.Limit, 1)}, {e.Position % Math.Max(e.Limit, 1)}] = {Low(e.Value)}; " +
+                $"qualities (e.g. IoU) must be ≥ 0 and not NaN.{late}"),
+            ErrorCode.LabelOutOfRange => new ArgumentException(
+                $"{op}: label {e.Value} at row {e.Position} is outside 0..{e.Limit}; labels are class indices with the background " +
+                $"as the last class. Check the label mapping.{late}"),
             _ => new InvalidOperationException($"{op}: a kernel reported error code {e.Code} (value {e.Value}, position {e.Position}).{late}"),
         };
+    }
+
+    private static float High(long packed) => BitConverter.Int32BitsToSingle((int)(packed >> 32));
+
+    private static float Low(long packed) => BitConverter.Int32BitsToSingle((int)packed);
+
+    /// <summary>EncodeBoxes' rejection of a source box, worded as CpuDetectionBackend.EncodeBoxes words it.</summary>
+    private static ArgumentException NonPositiveBox(string op, EngineError e, string late)
+    {
+        var (x1, y1, x2, y2) = (High(e.Value), Low(e.Value), High(e.Limit), Low(e.Limit));
+        return new ArgumentException($"{op}: source box {e.Position} = [{x1}, {y1}, {x2}, {y2}] has width {x2 - x1} and height {y2 - y1}; " +
+                                     $"source boxes (proposals or anchors) must have positive size. Filter them with Boxes.NonEmpty first.{late}");
     }
 
     public void Dispose() => _memory.Dispose();
