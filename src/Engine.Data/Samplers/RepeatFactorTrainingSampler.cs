@@ -57,7 +57,8 @@ public sealed class RepeatFactorTrainingSampler : IImageSampler
         foreach (var classes in classesPerImage)
             foreach (var c in classes.Distinct())
                 imagesWithClass[c] = imagesWithClass.GetValueOrDefault(c) + 1;
-        var n = (double)classesPerImage.Count;
+        // f_c is over the images with at least one annotation (section 1.2); an image without any keeps r = 1.
+        var n = (double)classesPerImage.Count(classes => classes.Count > 0);
         var classFactor = imagesWithClass.ToDictionary(kv => kv.Key, kv => Math.Max(1.0, Math.Sqrt(threshold / (kv.Value / n))));
         return classesPerImage.Select(classes => classes.Count == 0 ? 1.0 : classes.Max(c => classFactor[c])).ToArray();
     }

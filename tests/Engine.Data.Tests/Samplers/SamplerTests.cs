@@ -36,20 +36,21 @@ public class SamplerTests
         Assert.Throws<ArgumentException>(() => new TrainingSampler(5, 1, rank: 2, worldSize: 2));
     }
 
-    // Worked example, t = 0.4, ten images over classes A = 0, B = 1, C = 2:
-    //   image 0 {A, C}; images 1, 2 {A, B}; images 3–8 {A}; image 9 no annotations.
-    //   f_A = 9/10 = 0.9 → r_A = max(1, √(0.4/0.9) = 0.667) = 1
+    // Worked example, t = 0.4, eleven images over classes A = 0, B = 1, C = 2:
+    //   image 0 {A, C}; images 1, 2 {A, B}; images 3–9 {A}; image 10 no annotations. f_c counts
+    //   only the ten images with an annotation (section 1.2: I = images with at least one annotation).
+    //   f_A = 10/10 = 1 → r_A = max(1, √(0.4/1) = 0.632) = 1
     //   f_B = 2/10 = 0.2 → r_B = √(0.4/0.2) = √2 = 1.41421
     //   f_C = 1/10 = 0.1 → r_C = √(0.4/0.1) = √4 = 2
-    //   r_i = max over the image's classes: [2, √2, √2, 1, 1, 1, 1, 1, 1, 1] (image 9: 1, nothing to repeat for).
-    private static readonly int[][] WorkedClasses = [[0, 2], [0, 1], [1, 0], [0], [0], [0], [0], [0], [0], []];
+    //   r_i = max over the image's classes: [2, √2, √2, 1, 1, 1, 1, 1, 1, 1, 1] (image 10: 1, nothing to repeat for).
+    private static readonly int[][] WorkedClasses = [[0, 2], [0, 1], [1, 0], [0], [0], [0], [0], [0], [0], [0], []];
 
     [Fact]
     public void RepeatFactorsOnTheWorkedExample()
     {
         var factors = RepeatFactorTrainingSampler.ComputeRepeatFactors(WorkedClasses, 0.4);
-        double[] expected = [2, Math.Sqrt(2), Math.Sqrt(2), 1, 1, 1, 1, 1, 1, 1];
-        for (var i = 0; i < 10; i++) Assert.Equal(expected[i], factors[i], 12);
+        double[] expected = [2, Math.Sqrt(2), Math.Sqrt(2), 1, 1, 1, 1, 1, 1, 1, 1];
+        for (var i = 0; i < 11; i++) Assert.Equal(expected[i], factors[i], 12);
 
         // Through records: duplicated classes in an image count once.
         var records = WorkedClasses.Select((cs, i) => new DatasetRecord(i, $"{i}.jpg", 10, 10,
@@ -65,17 +66,17 @@ public class SamplerTests
         var factors = RepeatFactorTrainingSampler.ComputeRepeatFactors(WorkedClasses, 0.4);
         var sampler = new RepeatFactorTrainingSampler(factors, seed);
         const int epochs = 4000;
-        var counts = new long[10];
+        var counts = new long[11];
         for (var e = 0; e < epochs; e++)
         {
             var epoch = sampler.Epoch(e);
-            var perEpoch = new int[10];
+            var perEpoch = new int[11];
             foreach (var i in epoch) perEpoch[i]++;
             Assert.Equal(2, perEpoch[0]);
-            for (var i = 3; i < 10; i++) Assert.Equal(1, perEpoch[i]);
+            for (var i = 3; i < 11; i++) Assert.Equal(1, perEpoch[i]);
             Assert.InRange(perEpoch[1], 1, 2);
             Assert.InRange(perEpoch[2], 1, 2);
-            for (var i = 0; i < 10; i++) counts[i] += perEpoch[i];
+            for (var i = 0; i < 11; i++) counts[i] += perEpoch[i];
         }
         // Images 1 and 2 get ⌊√2⌋ + Bernoulli(√2 − 1) copies: mean √2·E, σ = √(E·p(1−p)) ≈ 31 for E = 4000; allow 5σ.
         var p = Math.Sqrt(2) - 1;
@@ -96,7 +97,7 @@ public class SamplerTests
         for (var e = 0; e < 5; e++)
         {
             var counts = sampler.Epoch(e).GroupBy(i => i).ToDictionary(g => g.Key, g => g.Count());
-            Assert.Equal([2, 2, 2, 1, 1, 1, 1, 1, 1, 1], Enumerable.Range(0, 10).Select(i => counts[i]));
+            Assert.Equal([2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1], Enumerable.Range(0, 11).Select(i => counts[i]));
         }
         Assert.Throws<ArgumentException>(() => new RepeatFactorTrainingSampler([1, 0.5], 1));
     }
