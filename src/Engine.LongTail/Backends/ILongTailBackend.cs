@@ -65,4 +65,21 @@ public interface ILongTailBackend
     /// <summary>LogN's calibrated probabilities (section 2.2): per row of logits (N, K), t_j = (z_j − shift_j) / sd_j,
     /// then y = softmax(t) (or y = t when <paramref name="softmax"/> is false). shift and sd are float32 (K).</summary>
     void Calibrate(Tensor logits, Tensor shift, Tensor sd, bool softmax, Tensor y);
+
+    /// <summary>CRAT's box transfusion step (section 3) for R RoIs with C = parameters.NumClasses, D = parameters.EmbeddingDim,
+    /// N = <paramref name="normalizer"/> ≥ max(R, 1) and positives P = {n : labels_n &lt; C} (labels int64 (R) in 0..C):
+    /// boxDeltas (R, 4C) class-major, embeddings (R, D) and targets (R, 4) float32; fisher float32 (C, 4D) is the bank,
+    /// feature-major, coordinate-minor. When <paramref name="updateFisher"/> and P is not empty, first, in place,
+    /// F[c] ← (1 − a)·F[c] + a·g_c² for every class present among the positives, g_c[4f+k] = (1/N)·Σ_{n∈P, y_n=c}
+    /// sign(r_{n,c,k})·x_{n,f} with r_{n,c,k} = Δ_{n,4c+k} − t_{n,k} (the sum in double, in row order); otherwise the
+    /// bank is only read. Then, from the bank as it now is, per positive row n: s_{n,c} = cos(q_n, F_c)/T with the query
+    /// of parameters.Query, and the outputs (each overwritten in full, zero on background rows and everywhere when P is empty):
+    /// weights (R, C) the gated w_{n,c} = u_c·softmax_{c ≠ y_n}(s_{n,c}) (u_c = [Σ F_c ≠ 0], w_{n,y_n} = 0);
+    /// ungatedWeights (R, C, optional) the same softmax without the gate (the mask term's weights);
+    /// extraGradient (R, 4C) λ_b·w_{n,c}·sign(r_{n,c,k}) (0 where w = 0), to add to the regressor's incoming gradient;
+    /// rowLoss (R) λ_b·Σ_c w_{n,c}·Σ_k |r_{n,c,k}|, whose sum is the extra loss. The computation runs in double (the
+    /// per-sample cosines come from a float32 product of unit-scale operands) and each output element is rounded to
+    /// float32 once. A label outside 0..C is an error.</summary>
+    void CratTransfuse(CratParameters parameters, Tensor boxDeltas, Tensor embeddings, Tensor targets, Tensor labels, int normalizer,
+                       Tensor fisher, bool updateFisher, Tensor weights, Tensor? ungatedWeights, Tensor extraGradient, Tensor rowLoss);
 }

@@ -173,6 +173,7 @@ public static class CratReference
                 logits[j] = dot / (Math.Max(normQ, 1e-12) * Math.Max(Math.Sqrt(ff), 1e-12)) / temperature;
             }
             var y = (int)labels[n];
+            if (c == 1) continue;   // no other class to transfuse from: every weight stays 0
             var max = Enumerable.Range(0, c).Where(j => j != y).Max(j => logits[j]);
             var z = Enumerable.Range(0, c).Where(j => j != y).Sum(j => Math.Exp(logits[j] - max));
             for (var j = 0; j < c; j++) w[p * c + j] = j == y ? 0 : Math.Exp(logits[j] - max) / z;

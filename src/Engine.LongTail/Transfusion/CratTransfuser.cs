@@ -8,6 +8,15 @@
 // skips the update and the extra loss (3.6). MaskTransfusionLoss adds the mask term of 3.4 for the same positives:
 // λ_m·Σ_n Σ_c w_{n,c}·mean-pixel BCE(M_{n,c}, T_n) with the box-derived weights and no gate (code). The code's F_mask
 // bank, updated but unused by the default `box` weights, is not kept. State: F (C, 4D), feature-major, coordinate-minor.
+//
+// Devices: on the CPU the step runs on host arrays through CpuLongTailBackend's shared CRAT routines, keeping the
+// weights and the extra loss in double. On another device it is one ILongTailBackend.CratTransfuse call on that device
+// and everything stays there: the bank moves to the inputs' device at the first call, the weights (R, C), the ungated
+// mask weights and the extra gradient are device tensors (float32), and LastWeights / MaskTransfusionLoss download them
+// only when asked. Host synchronizations of the device path: one per Transfuse, the read of the R row losses whose sum
+// (in double, row order) is GradientTransfusion.ExtraLoss (the detector logs it as a host scalar), skipped when λ_b = 0;
+// a label outside 0..C is raised there (or at the next wait) by the device backend instead of being scanned on the host.
+// LastWeights and MaskTransfusionLoss each read the device results once per batch when called.
 using Engine.Nn;
 
 namespace Engine.LongTail;
@@ -35,9 +44,11 @@ public sealed class CratTransfuser : IGradientTransfuser
     /// <summary>Mask transfusion weight λ_m (3.5).</summary>
     public const double DefaultMaskWeight = 0.01;
 
-    private readonly Tensor _fisher;
+    private Tensor _fisher;
     private double[]? _lastWeights;
     private double[]? _maskWeights;
+    // the device path's results of the last Transfuse, read to the host only when asked for
+    private Tensor? _deviceWeights, _deviceUngated, _deviceLabels;
     private bool _disposed;
 
     public CratTransfuser(int numClasses, int embeddingDim, CratQuery query = CratQuery.FirstSample,
@@ -51,8 +62,12 @@ public sealed class CratTransfuser : IGradientTransfuser
         if (!(boxWeight >= 0)) throw new ArgumentException($"CratTransfuser: box transfusion weight λ_b must be ≥ 0, got {boxWeight}.");
         if (!(maskWeight >= 0)) throw new ArgumentException($"CratTransfuser: mask transfusion weight λ_m must be ≥ 0, got {maskWeight}.");
         (NumClasses, EmbeddingDim, Query, FisherRate, Temperature, BoxWeight, MaskWeight) = (numClasses, embeddingDim, query, fisherRate, temperature, boxWeight, maskWeight);
+        Parameters = new CratParameters(numClasses, embeddingDim, query, fisherRate, temperature, boxWeight);
         using (DisposeScope.Suspend()) _fisher = Tensor.Zeros([numClasses, 4 * embeddingDim]);
     }
+
+    /// <summary>C, D, the query and a, T, λ_b as the backends take them.</summary>
+    public CratParameters Parameters { get; }
 
     public int NumClasses { get; }
     public int EmbeddingDim { get; }
@@ -62,36 +77,113 @@ public sealed class CratTransfuser : IGradientTransfuser
     public double BoxWeight { get; }
     public double MaskWeight { get; }
 
-    /// <summary>A copy of the Fisher bank F_box (C, 4D).</summary>
+    /// <summary>A copy of the Fisher bank F_box (C, 4D) on the bank's device: the CPU until a step on another device
+    /// moves the bank there (a later CPU step works on it where it is).</summary>
     public Tensor Fisher()
     {
         using (GradMode.NoGrad()) return _fisher.Clone();
     }
 
     /// <summary>The gated weights u_c·w_{n,c} (R, C) of the last Transfuse call (zero rows for background RoIs), or
-    /// null before the first call; the mask transfusion of 3.4 reuses them.</summary>
-    public double[]? LastWeights => _lastWeights is null ? null : (double[])_lastWeights.Clone();
+    /// null before the first call; the mask transfusion of 3.4 reuses them. After a step on another device than the
+    /// CPU these are its float32 weights, read from the device at the first request (a host wait).</summary>
+    public double[]? LastWeights
+    {
+        get
+        {
+            if (_lastWeights is null && _deviceWeights is not null)
+                using (GradMode.NoGrad()) _lastWeights = _deviceWeights.ToDoubleArray();
+            return _lastWeights is null ? null : (double[])_lastWeights.Clone();
+        }
+    }
+
+    /// <summary>The ungated weights (P, C) of the last step's positives in row order, read from the device at the first
+    /// request after a device step; null before the first step.</summary>
+    private double[]? MaskWeights()
+    {
+        if (_maskWeights is not null || _deviceUngated is null) return _maskWeights;
+        using (GradMode.NoGrad())
+        {
+            var (ungated, labels) = (_deviceUngated.ToFloatArray(), _deviceLabels!.ToInt64Array());
+            var c = NumClasses;
+            var positives = CpuLongTailBackend.CratPositives(labels, c);
+            var weights = new double[positives.Length * c];
+            for (var p = 0; p < positives.Length; p++)
+                for (var j = 0; j < c; j++) weights[p * c + j] = ungated[positives[p] * c + j];
+            return _maskWeights = weights;
+        }
+    }
+
+    /// <summary>Keeps the results of a step: host arrays (CPU path) or device tensors (the others), dropping the previous ones.</summary>
+    private void KeepResults(double[]? weights, double[]? maskWeights, Tensor? deviceWeights, Tensor? deviceUngated, Tensor? deviceLabels)
+    {
+        _deviceWeights?.Dispose();
+        _deviceUngated?.Dispose();
+        _deviceLabels?.Dispose();
+        (_lastWeights, _maskWeights, _deviceWeights, _deviceUngated, _deviceLabels) = (weights, maskWeights, deviceWeights, deviceUngated, deviceLabels);
+    }
+
+    /// <summary>Moves the bank to <paramref name="device"/> (once: later steps find it there).</summary>
+    private void BankOn(Device device)
+    {
+        if (_fisher.Device == device) return;
+        Tensor moved;
+        using (GradMode.NoGrad())
+        using (DisposeScope.Suspend())
+            moved = _fisher.To(device);
+        _fisher.Dispose();
+        _fisher = moved;
+    }
 
     /// <summary>The gated weights u_c·w_{n,c} (R, C) the current bank gives this batch, without updating the bank
     /// (Transfuse computes them after its update); zero rows for background RoIs.</summary>
     public Tensor Weights(Tensor boxDeltas, Tensor embeddings, Tensor targets, Tensor labels, int normalizer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Check(boxDeltas, embeddings, targets, labels, normalizer);
+        var onHost = boxDeltas.Device.Kind == DeviceKind.Cpu;
+        Check(boxDeltas, embeddings, targets, labels, normalizer, onHost);
         using (GradMode.NoGrad())
         {
-            var (delta, x, t, y) = (boxDeltas.ToFloatArray(), embeddings.ToFloatArray(), targets.ToFloatArray(), labels.ToInt64Array());
-            var positives = Enumerable.Range(0, y.Length).Where(n => y[n] < NumClasses).ToArray();
-            var weights = new double[y.Length * NumClasses];
-            if (positives.Length > 0) ComputeWeights(_fisher.ToFloatArray(), x, delta, t, y, positives, normalizer, weights);
-            return Tensor.FromDoubles(weights, [y.Length, NumClasses], DType.Float32, boxDeltas.Device);
+            if (!onHost)
+            {
+                var device = boxDeltas.Device;
+                var r = boxDeltas.Size(0);
+                var result = Tensor.Empty([r, NumClasses], DType.Float32, device);
+                try
+                {
+                    using (DisposeScope.Suspend())
+                    {
+                        BankOn(device);
+                        using var d = LongTailOps.Raw(boxDeltas);
+                        using var x = LongTailOps.Raw(embeddings);
+                        using var t = LongTailOps.Raw(targets);
+                        using var y = LongTailOps.Raw(labels);
+                        using var extra = Tensor.Empty([r, 4 * NumClasses], DType.Float32, device);
+                        using var rowLoss = Tensor.Empty([r], DType.Float32, device);
+                        LongTailBackends.For(device).CratTransfuse(Parameters, d, x, t, y, normalizer, _fisher, updateFisher: false, result, null, extra, rowLoss);
+                    }
+                    return result;
+                }
+                catch
+                {
+                    result.Dispose();
+                    throw;
+                }
+            }
+            var (delta, xs, ts, ys) = (boxDeltas.ToFloatArray(), embeddings.ToFloatArray(), targets.ToFloatArray(), labels.ToInt64Array());
+            var positives = CpuLongTailBackend.CratPositives(ys, NumClasses);
+            var weights = new double[ys.Length * NumClasses];
+            if (positives.Length > 0) CpuLongTailBackend.CratWeights(Parameters, _fisher.ToFloatArray(), xs, delta, ts, ys, positives, normalizer, weights);
+            return Tensor.FromDoubles(weights, [ys.Length, NumClasses], DType.Float32, boxDeltas.Device);
         }
     }
 
     public GradientTransfusion Transfuse(Tensor boxDeltas, Tensor embeddings, Tensor targets, Tensor labels, int normalizer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Check(boxDeltas, embeddings, targets, labels, normalizer);
+        var onHost = boxDeltas.Device.Kind == DeviceKind.Cpu;
+        Check(boxDeltas, embeddings, targets, labels, normalizer, onHost);
+        if (!onHost) return TransfuseOnDevice(boxDeltas, embeddings, targets, labels, normalizer);
         int r = boxDeltas.Size(0), c = NumClasses, d = EmbeddingDim;
         float[] delta, x, t;
         long[] y;
@@ -102,7 +194,7 @@ public sealed class CratTransfuser : IGradientTransfuser
             t = targets.ToFloatArray();
             y = labels.ToInt64Array();
         }
-        var positives = Enumerable.Range(0, r).Where(n => y[n] < c).ToArray();
+        var positives = CpuLongTailBackend.CratPositives(y, c);
         var weights = new double[r * c];
         double extraLoss = 0;
         float[]? extra = null;
@@ -110,17 +202,22 @@ public sealed class CratTransfuser : IGradientTransfuser
         if (positives.Length > 0)
         {
             var fisher = _fisher.ToFloatArray();
-            UpdateFisher(fisher, x, delta, t, y, positives, normalizer);
+            CpuLongTailBackend.CratUpdateFisher(Parameters, fisher, x, delta, t, y, positives, normalizer);
             using (GradMode.NoGrad())
             using (var updated = Tensor.From<float>(fisher, [c, 4 * d], _fisher.Device))
                 _fisher.CopyFrom(updated);
             _fisher.Storage.BumpVersion();
             maskWeights = new double[positives.Length * c];
-            ComputeWeights(fisher, x, delta, t, y, positives, normalizer, weights, maskWeights);
-            if (BoxWeight > 0) extra = ExtraGradient(weights, delta, t, positives, out extraLoss);
+            CpuLongTailBackend.CratWeights(Parameters, fisher, x, delta, t, y, positives, normalizer, weights, maskWeights);
+            if (BoxWeight > 0)
+            {
+                extra = new float[r * 4 * c];
+                var partial = new double[positives.Length];
+                CpuLongTailBackend.CratExtraGradient(Parameters, weights, delta, t, positives, extra, partial);
+                extraLoss = BoxWeight * partial.Sum();
+            }
         }
-        _lastWeights = weights;
-        _maskWeights = maskWeights;
+        KeepResults(weights, maskWeights, null, null, null);
 
         Tensor output;
         using (GradMode.NoGrad()) output = boxDeltas.Clone();
@@ -141,6 +238,65 @@ public sealed class CratTransfuser : IGradientTransfuser
         return new GradientTransfusion(output, extraLoss);
     }
 
+    /// <summary>Transfuse on a device other than the CPU: one backend call, results kept on the device; the one host
+    /// read is the row losses' sum for ExtraLoss (none when λ_b = 0).</summary>
+    private GradientTransfusion TransfuseOnDevice(Tensor boxDeltas, Tensor embeddings, Tensor targets, Tensor labels, int normalizer)
+    {
+        var device = boxDeltas.Device;
+        int r = boxDeltas.Size(0), c = NumClasses;
+        Tensor extra;
+        double extraLoss = 0;
+        using (GradMode.NoGrad())
+        using (DisposeScope.Suspend())
+        {
+            BankOn(device);
+            var weights = Tensor.Empty([r, c], DType.Float32, device);
+            var ungated = Tensor.Empty([r, c], DType.Float32, device);
+            var y = labels.IsContiguous ? labels.Clone() : labels.Contiguous();
+            extra = Tensor.Empty([r, 4 * c], DType.Float32, device);
+            // kept (or dropped on failure) before the backend runs, so no path leaks them
+            KeepResults(null, null, weights, ungated, y);
+            using var rowLoss = Tensor.Empty([r], DType.Float32, device);
+            try
+            {
+                using var d = LongTailOps.Raw(boxDeltas);
+                using var x = LongTailOps.Raw(embeddings);
+                using var t = LongTailOps.Raw(targets);
+                LongTailBackends.For(device).CratTransfuse(Parameters, d, x, t, y, normalizer, _fisher, updateFisher: true, weights, ungated, extra, rowLoss);
+                _fisher.Storage.BumpVersion();
+                if (BoxWeight > 0)
+                {
+                    // HOST SYNC: the R row losses, summed in row order (the device backend raises a bad label here)
+                    foreach (var v in rowLoss.ToFloatArray()) extraLoss += v;
+                }
+            }
+            catch
+            {
+                extra.Dispose();
+                KeepResults(null, null, null, null, null);
+                throw;
+            }
+        }
+
+        Tensor output;
+        using (GradMode.NoGrad()) output = boxDeltas.Clone();
+        using (extra)
+        {
+            if (Engine.Autograd.Tape.IsNeededFor(boxDeltas))
+            {
+                if (BoxWeight == 0)
+                    Engine.Autograd.Tape.RecordCustom(output, "crat_transfuse", [boxDeltas], _ => g => [g]);
+                else
+                    Engine.Autograd.Tape.RecordCustom(output, "crat_transfuse", [boxDeltas], saved =>
+                    {
+                        var se = saved.Save(extra);
+                        return g => [g.Add(se)];
+                    });
+            }
+        }
+        return new GradientTransfusion(output, extraLoss);
+    }
+
     /// <summary>The mask transfusion loss of 3.4 for the positives of the last Transfuse call, in the same order:
     /// L = λ_m·Σ_n Σ_c w_{n,c}·mean_pixels BCE(M_{n,c}, T_n) with the box-derived weights w without the gate (code).
     /// Differentiable in the mask logits; 0 (no gradient) when the last batch had no positive or λ_m = 0.</summary>
@@ -149,10 +305,11 @@ public sealed class CratTransfuser : IGradientTransfuser
     public Tensor MaskTransfusionLoss(Tensor maskLogits, Tensor maskTargets)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_maskWeights is null)
+        var weights = MaskWeights();
+        if (weights is null)
             throw new InvalidOperationException("CratTransfuser.MaskTransfusionLoss: no weights yet; call Transfuse on the box regressor outputs of this batch first.");
         var c = NumClasses;
-        var p = _maskWeights.Length / c;
+        var p = weights.Length / c;
         if (maskLogits.Rank != 4 || maskLogits.Size(0) != p || maskLogits.Size(1) != c || maskLogits.DType != DType.Float32)
             throw new ArgumentException($"CratTransfuser.MaskTransfusionLoss: mask logits must be float32 (P, C, H, W) with P = {p} positives of the last Transfuse call and C = {c}, got {maskLogits.DType.Name()} {ShapeUtil.Format(maskLogits.Shape)}.");
         var (h, w) = (maskLogits.Size(2), maskLogits.Size(3));
@@ -162,7 +319,6 @@ public sealed class CratTransfuser : IGradientTransfuser
             return Tensor.Zeros([], DType.Float32, maskLogits.Device);
         float[] m, t;
         using (GradMode.NoGrad()) (m, t) = (maskLogits.ToFloatArray(), maskTargets.ToFloatArray());
-        var weights = _maskWeights;
         var hw = h * w;
         var scale = MaskWeight / hw;
         var partial = new double[p];
@@ -218,149 +374,9 @@ public sealed class CratTransfuser : IGradientTransfuser
         return loss;
     }
 
-    private void UpdateFisher(float[] fisher, float[] x, float[] delta, float[] t, long[] y, int[] positives, int normalizer)
-    {
-        int c = NumClasses, d = EmbeddingDim;
-        var byClass = positives.GroupBy(n => (int)y[n]).ToArray();
-        var a = FisherRate;
-        Parallel.ForEach(byClass, group =>
-        {
-            var cls = group.Key;
-            var g = new double[4 * d];
-            foreach (var n in group)
-                for (var k = 0; k < 4; k++)
-                {
-                    var s = Math.Sign(delta[n * 4 * c + 4 * cls + k] - t[n * 4 + k]);
-                    if (s == 0) continue;
-                    for (var f = 0; f < d; f++) g[4 * f + k] += s * (double)x[n * d + f];
-                }
-            var row = fisher.AsSpan(cls * 4 * d, 4 * d);
-            for (var i = 0; i < row.Length; i++)
-            {
-                var gi = g[i] / normalizer;
-                row[i] = (float)((1 - a) * row[i] + a * gi * gi);
-            }
-        });
-    }
-
-    private void ComputeWeights(float[] fisher, float[] x, float[] delta, float[] t, long[] y, int[] positives, int normalizer, double[] weights, double[]? ungated = null)
-    {
-        int c = NumClasses, d = EmbeddingDim;
-        var normF = new double[c];
-        var gate = new bool[c];
-        // per class: ‖F_c‖, the gate, and Σ_k F_c[4f+k] (the per-sample query is constant over k)
-        var collapsed = Query == CratQuery.PerSample ? new double[c * d] : null;
-        Parallel.For(0, c, j =>
-        {
-            double ss = 0, sum = 0;
-            var row = fisher.AsSpan(j * 4 * d, 4 * d);
-            for (var i = 0; i < row.Length; i++) { ss += (double)row[i] * row[i]; sum += row[i]; }
-            normF[j] = Math.Sqrt(ss);
-            gate[j] = sum != 0;
-            if (collapsed is not null)
-                for (var f = 0; f < d; f++) collapsed[j * d + f] = (double)row[4 * f] + row[4 * f + 1] + row[4 * f + 2] + row[4 * f + 3];
-        });
-
-        var logits = new double[positives.Length * c];
-        if (Query == CratQuery.FirstSample)
-        {
-            var first = positives[0];
-            var yf = (int)y[first];
-            var q = new double[4 * d];
-            for (var f = 0; f < d; f++)
-                for (var k = 0; k < 4; k++)
-                    q[4 * f + k] = Math.Sign(delta[first * 4 * c + 4 * yf + k] - t[first * 4 + k]) * (double)x[first * d + f] / normalizer;
-            double nq = 0;
-            foreach (var v in q) nq += v * v;
-            nq = Math.Max(Math.Sqrt(nq), 1e-12);
-            var s = new double[c];
-            Parallel.For(0, c, j =>
-            {
-                double dot = 0;
-                var row = fisher.AsSpan(j * 4 * d, 4 * d);
-                for (var i = 0; i < row.Length; i++) dot += q[i] * row[i];
-                s[j] = dot / (nq * Math.Max(normF[j], 1e-12)) / Temperature;
-            });
-            for (var p = 0; p < positives.Length; p++) s.CopyTo(logits, p * c);
-        }
-        else
-        {
-            // cos(q_n, F_c) = a_n · b_c with a_n[f] = q_f / max(‖q_n‖, 1e-12) (‖q_n‖ = 2·sqrt(Σ_f q_f²), the query
-            // repeats q_f over the four coordinates) and b_c[f] = Σ_k F_c[4f+k] / max(‖F_c‖, 1e-12): unit-scale float
-            // operands of one (P, D) × (D, C) matmul instead of P·C·D double products
-            var n2 = (double)normalizer * normalizer;
-            var a = new float[positives.Length * d];
-            Parallel.For(0, positives.Length, p =>
-            {
-                var n = positives[p];
-                double q2 = 0;
-                for (var f = 0; f < d; f++) { var v = (double)x[n * d + f]; var q = v * v / n2; q2 += q * q; }
-                var nq = Math.Max(2 * Math.Sqrt(q2), 1e-12);
-                for (var f = 0; f < d; f++) { var v = (double)x[n * d + f]; a[p * d + f] = (float)(v * v / n2 / nq); }
-            });
-            var b = new float[d * c];
-            for (var j = 0; j < c; j++)
-            {
-                var nf = Math.Max(normF[j], 1e-12);
-                for (var f = 0; f < d; f++) b[f * c + j] = (float)(collapsed![j * d + f] / nf);
-            }
-            using (GradMode.NoGrad())
-            using (var at = Tensor.From<float>(a, [positives.Length, d]))
-            using (var bt = Tensor.From<float>(b, [d, c]))
-            using (var cos = at.Matmul(bt))
-            {
-                var values = cos.ToFloatArray();
-                for (var i = 0; i < values.Length; i++) logits[i] = values[i] / Temperature;
-            }
-        }
-
-        Parallel.For(0, positives.Length, p =>
-        {
-            var n = positives[p];
-            var yn = (int)y[n];
-            var z = logits.AsSpan(p * c, c);
-            var max = double.NegativeInfinity;
-            for (var j = 0; j < c; j++) if (j != yn && z[j] > max) max = z[j];
-            double sum = 0;
-            for (var j = 0; j < c; j++) if (j != yn) sum += Math.Exp(z[j] - max);
-            for (var j = 0; j < c; j++)
-            {
-                var v = j == yn ? 0 : Math.Exp(z[j] - max) / sum;
-                weights[n * c + j] = gate[j] ? v : 0;
-                if (ungated is not null) ungated[p * c + j] = v;
-            }
-        });
-    }
-
-    private float[] ExtraGradient(double[] weights, float[] delta, float[] t, int[] positives, out double loss)
-    {
-        var c = NumClasses;
-        var r = delta.Length / (4 * c);
-        var e = new float[r * 4 * c];
-        var partial = new double[positives.Length];
-        var lambda = BoxWeight;
-        Parallel.For(0, positives.Length, p =>
-        {
-            var n = positives[p];
-            double s = 0;
-            for (var j = 0; j < c; j++)
-            {
-                var w = weights[n * c + j];
-                if (w == 0) continue;
-                for (var k = 0; k < 4; k++)
-                {
-                    var res = (double)delta[n * 4 * c + 4 * j + k] - t[n * 4 + k];
-                    s += w * Math.Abs(res);
-                    e[n * 4 * c + 4 * j + k] = (float)(lambda * w * Math.Sign(res));
-                }
-            }
-            partial[p] = s;
-        });
-        loss = lambda * partial.Sum();
-        return e;
-    }
-
-    private void Check(Tensor boxDeltas, Tensor embeddings, Tensor targets, Tensor labels, int normalizer)
+    /// <summary>Shapes, dtypes and the normalizer; on the host path also every label's range (a host read of the labels),
+    /// on a device path that every input is on the deltas' device (the backend checks the labels there).</summary>
+    private void Check(Tensor boxDeltas, Tensor embeddings, Tensor targets, Tensor labels, int normalizer, bool onHost)
     {
         int c = NumClasses, d = EmbeddingDim;
         if (boxDeltas.Rank != 2 || boxDeltas.Size(1) != 4 * c || boxDeltas.DType != DType.Float32)
@@ -374,6 +390,13 @@ public sealed class CratTransfuser : IGradientTransfuser
             throw new ArgumentException($"CratTransfuser.Transfuse: labels must be int64 (R) = ({r}), got {labels.DType.Name()} {ShapeUtil.Format(labels.Shape)}.");
         if (normalizer < Math.Max(r, 1))
             throw new ArgumentException($"CratTransfuser.Transfuse: normalizer N = {normalizer} must be ≥ max(R, 1) = {Math.Max(r, 1)}; pass the row count of the box loss.");
+        if (!onHost)
+        {
+            foreach (var (t, name) in new[] { (embeddings, "embeddings"), (targets, "targets"), (labels, "labels") })
+                if (t.Device != boxDeltas.Device)
+                    throw new ArgumentException($"CratTransfuser.Transfuse: {name} are on {t.Device}, the box deltas on {boxDeltas.Device}; move them with To({boxDeltas.Device}).");
+            return;
+        }
         foreach (var l in labels.ToInt64Array())
             if (l < 0 || l > c)
                 throw new ArgumentException($"CratTransfuser.Transfuse: label {l} outside 0..{c} (C = {c} is background).");
@@ -383,9 +406,10 @@ public sealed class CratTransfuser : IGradientTransfuser
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var dict = new StateDict();
+        // a CPU copy wherever the bank lives, so a checkpoint does not depend on the training device
         using (GradMode.NoGrad())
         using (DisposeScope.Suspend())
-            dict.Add("fisher_box", _fisher.Clone());
+            dict.Add("fisher_box", _fisher.Device.Kind == DeviceKind.Cpu ? _fisher.Clone() : _fisher.To(Device.Cpu));
         return dict;
     }
 
@@ -405,6 +429,7 @@ public sealed class CratTransfuser : IGradientTransfuser
     {
         if (_disposed) return;
         _disposed = true;
+        KeepResults(null, null, null, null, null);
         _fisher.Dispose();
     }
 }
