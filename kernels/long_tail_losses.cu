@@ -20,6 +20,8 @@
 //     every row adds the objectness CE of (o_fg, o_bg) against fg (positive) or bg.
 //   calibrate (LogN, 2.2): t_j = (z_j − shift_j) / sd_j, optionally softmax(t) (max-subtracted).
 //   scale: y = x·factor[0], the factor read on the device.
+//   CRAT row loss (3.4): fisher_mixing.cu writes each row's extra loss in double; this rounds it to the float32 row loss
+//     of CratTransfuse and reports a row whose label lies outside 0..C (the mixing kernel has made that row NaN).
 // Row sums (lse, losses) accumulate in double; the float results agree with the CPU backend within a few ulp of
 // expf / logf and the summation order.
 //
@@ -36,13 +38,14 @@
 #define LT_OP_CONFUSION 13
 #define LT_OP_SOFTMAX_CE 14
 #define LT_OP_SEESAW 15
+#define LT_OP_CRAT 16
 #define LT_ERROR_LABEL 7
 
 struct long_tail_args {
     unsigned long long logits;    // const float (N, K); scale: x
     unsigned long long labels;    // const long long (N)
     unsigned long long w0;        // bce: posWeight (K); fcbl, confusion: A (C, C); softmax CE: weight (K); seesaw: counts (C) int64;
-                                  // calibrate: shift (K); scale: factor [1]
+                                  // calibrate: shift (K); scale: factor [1]; crat row loss: the double row losses (N)
     unsigned long long w1;        // bce: negWeightForeground (K); fcbl, confusion: counts (C); calibrate: sd (K)
     unsigned long long w2;        // bce: negWeightBackground (K); confusion: row max and Σ exp scratch (N, 2)
     unsigned long long row_loss;  // float (N)
@@ -355,4 +358,18 @@ extern "C" __global__ void lt_scale_kernel(const long_tail_args a)
     float* y = reinterpret_cast<float*>(a.grad);
     const float f = reinterpret_cast<const float*>(a.w0)[0];
     for (long long e = grid_first_index(); e < a.count; e += grid_stride()) y[e] = x[e] * f;
+}
+
+// rows = R, columns = C; one thread per row
+extern "C" __global__ void lt_crat_row_loss_kernel(const long_tail_args a)
+{
+    const double* source = reinterpret_cast<const double*>(a.w0);
+    const long long* labels = reinterpret_cast<const long long*>(a.labels);
+    float* loss = reinterpret_cast<float*>(a.row_loss);
+    for (long long n = grid_first_index(); n < a.rows; n += grid_stride()) {
+        const long long y = labels[n];
+        if (y < 0 || y > a.columns)
+            report_error(reinterpret_cast<engine_error*>(a.errors), LT_OP_CRAT, LT_ERROR_LABEL, y, n, a.columns);
+        loss[n] = (float)source[n];
+    }
 }

@@ -2,7 +2,8 @@
 // CudaBackend. The group softmax runs through GroupSoftmaxKernels, LogN's statistics through LogitNormKernels,
 // and the losses, FCBL's confusion update, the calibration with given shift and sd (LogitNormKernels' calibration
 // derives shift and sd from the statistics itself, so it does not fit this member) and the scalar scale through
-// long_tail_losses.cu (CudaLongTailKernels).
+// long_tail_losses.cu (CudaLongTailKernels). CRAT's transfusion runs through FisherMixingKernels, whose double row
+// losses lt_crat_row_loss_kernel rounds to the member's float32 row loss while it checks the labels.
 //
 // Host synchronizations, each where it happens:
 //   GroupSoftmax, GroupSoftmaxBackward   one read of the G + 1 group offsets (the kernel takes them by value)
@@ -23,6 +24,7 @@ public sealed class CudaLongTailBackend : ILongTailBackend, IDisposable
     private readonly Lazy<CudaLongTailKernels> _losses;
     private readonly Lazy<GroupSoftmaxKernels> _groupSoftmax;
     private readonly Lazy<LogitNormKernels> _logitNorm;
+    private readonly Lazy<FisherMixingKernels> _fisherMixing;
 
     /// <summary>The long-tail backend of <paramref name="backend"/>'s device, launching on its stream.</summary>
     public CudaLongTailBackend(CudaBackend backend)
@@ -32,6 +34,7 @@ public sealed class CudaLongTailBackend : ILongTailBackend, IDisposable
         _losses = new(() => new CudaLongTailKernels(device, compiler));
         _groupSoftmax = new(() => new GroupSoftmaxKernels(device, compiler));
         _logitNorm = new(() => new LogitNormKernels(device, compiler));
+        _fisherMixing = new(() => new FisherMixingKernels(device, compiler));
     }
 
     public Device Device => _backend.Device;
@@ -206,10 +209,43 @@ public sealed class CudaLongTailBackend : ILongTailBackend, IDisposable
         }, Stream);
     }
 
+    public void CratTransfuse(CratParameters parameters, Tensor boxDeltas, Tensor embeddings, Tensor targets, Tensor labels, int normalizer,
+                              Tensor fisher, bool updateFisher, Tensor weights, Tensor? ungatedWeights, Tensor extraGradient, Tensor rowLoss)
+    {
+        const string op = "CratTransfuse";
+        ArgumentNullException.ThrowIfNull(parameters);
+        Float(op, nameof(boxDeltas), boxDeltas);
+        Float(op, nameof(embeddings), embeddings);
+        Float(op, nameof(targets), targets);
+        Long(op, nameof(labels), labels);
+        Float(op, nameof(fisher), fisher);
+        Float(op, nameof(weights), weights);
+        if (ungatedWeights is not null) Float(op, nameof(ungatedWeights), ungatedWeights);
+        Float(op, nameof(extraGradient), extraGradient);
+        Float(op, nameof(rowLoss), rowLoss);
+        var r = labels.Numel;
+        var spec = new CratSpec(parameters.NumClasses, parameters.EmbeddingDim, parameters.Query == CratQuery.PerSample,
+                                parameters.FisherRate, parameters.Temperature, parameters.BoxWeight);
+        // the kernel's row losses are double: (R, 2) float32 of scratch, freed in stream order after the rounding reads it
+        using var rowLossDouble = Tensor.Empty([(int)r, 2], DType.Float32, Device);
+        // the kernel's outputs match the member's contract as they stand: gated and ungated weights zero on background
+        // rows (and everywhere without positives), λ_b inside the gradient and the row loss
+        _fisherMixing.Value.Transfuse(spec, View(Gpu, boxDeltas), View(Gpu, embeddings), View(Gpu, targets), Buffer<long>(Gpu, labels), normalizer,
+                                      Buffer<float>(Gpu, fisher), updateFisher, Buffer<float>(Gpu, weights),
+                                      ungatedWeights is null ? null : Buffer<float>(Gpu, ungatedWeights), Buffer<float>(Gpu, extraGradient),
+                                      DeviceBuffer<double>.Borrow(Gpu, Ptr(rowLossDouble), r), Stream);
+        _losses.Value.PerItem(CudaLongTailKernels.CratRowLoss, r, new LongTailArgs
+        {
+            W0 = Ptr(rowLossDouble), Labels = Ptr(labels), RowLoss = Ptr(rowLoss), Errors = _backend.Errors.DevicePointer,
+            Rows = (int)r, Columns = parameters.NumClasses,
+        }, Stream);
+    }
+
     public void Dispose()
     {
         if (_losses.IsValueCreated) _losses.Value.Dispose();
         if (_groupSoftmax.IsValueCreated) _groupSoftmax.Value.Dispose();
         if (_logitNorm.IsValueCreated) _logitNorm.Value.Dispose();
+        if (_fisherMixing.IsValueCreated) _fisherMixing.Value.Dispose();
     }
 }

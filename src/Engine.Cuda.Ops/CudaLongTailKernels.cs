@@ -1,6 +1,6 @@
 // Launcher of kernels/long_tail_losses.cu: the long-tail losses (weighted sigmoid BCE with its gradient statistics,
-// FCBL, softmax CE, Seesaw), FCBL's confusion update, LogN's calibration with given shift and sd, and the scalar
-// scale, for CudaLongTailBackend, which checks shapes, dtypes and devices before it calls here. Launches are queued
+// FCBL, softmax CE, Seesaw), FCBL's confusion update, LogN's calibration with given shift and sd, the scalar
+// scale and the float32 rounding of CRAT's row loss (with its label check), for CudaLongTailBackend, which checks shapes, dtypes and devices before it calls here. Launches are queued
 // on the given stream; a label out of range found on the device goes to the CUDA backend's error record.
 using System.Runtime.InteropServices;
 using Engine.Cuda.Compilation;
@@ -31,9 +31,10 @@ internal sealed class CudaLongTailKernels(CudaDevice device, KernelCompiler comp
     public const string Seesaw = "lt_seesaw_kernel";
     public const string Calibrate = "lt_calibrate_kernel";
     public const string Scale = "lt_scale_kernel";
+    public const string CratRowLoss = "lt_crat_row_loss_kernel";
 
     public static IReadOnlyList<string> KernelNames { get; } =
-        [WeightedBce, BceStatistics, Fcbl, ConfusionRows, ConfusionColumns, SoftmaxCe, Seesaw, Calibrate, Scale];
+        [WeightedBce, BceStatistics, Fcbl, ConfusionRows, ConfusionColumns, SoftmaxCe, Seesaw, Calibrate, Scale, CratRowLoss];
 
     /// <summary>One warp per row of args.Rows rows.</summary>
     public void PerRow(string kernel, LongTailArgs args, CudaStream stream)

@@ -43,6 +43,7 @@ internal sealed unsafe class DeviceErrorLog : IDisposable
         AccumulateConfusion = 13,
         SoftmaxCrossEntropy = 14,
         Seesaw = 15,
+        CratTransfuse = 16,
     }
 
     /// <summary>The `code` values of backend.cuh.</summary>
@@ -112,6 +113,7 @@ internal sealed unsafe class DeviceErrorLog : IDisposable
             Op.AccumulateConfusion => "AccumulateConfusion",
             Op.SoftmaxCrossEntropy => "SoftmaxCrossEntropy",
             Op.Seesaw => "Seesaw",
+            Op.CratTransfuse => "CratTransfuse",
             _ => $"kernel op {e.Op}",
         };
         return (ErrorCode)e.Code switch

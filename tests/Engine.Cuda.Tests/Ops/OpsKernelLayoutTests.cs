@@ -60,6 +60,7 @@ public sealed class OpsKernelLayoutTests : IDisposable
     [InlineData("long_tail_losses.cu", "LT_OP_CONFUSION", (int)Engine.Cuda.Backend.DeviceErrorLog.Op.AccumulateConfusion)]
     [InlineData("long_tail_losses.cu", "LT_OP_SOFTMAX_CE", (int)Engine.Cuda.Backend.DeviceErrorLog.Op.SoftmaxCrossEntropy)]
     [InlineData("long_tail_losses.cu", "LT_OP_SEESAW", (int)Engine.Cuda.Backend.DeviceErrorLog.Op.Seesaw)]
+    [InlineData("long_tail_losses.cu", "LT_OP_CRAT", (int)Engine.Cuda.Backend.DeviceErrorLog.Op.CratTransfuse)]
     [InlineData("long_tail_losses.cu", "LT_ERROR_LABEL", (int)Engine.Cuda.Backend.DeviceErrorLog.ErrorCode.LabelOutOfRange)]
     public void ErrorCodesMatchTheHostRecord(string file, string macro, int hostValue)
     {
