@@ -265,9 +265,16 @@ public static class DemoRunner
         watch.Stop();
         var seconds = AccumulateSeconds(dir, watch.Elapsed.TotalSeconds);
         var trained = summary.LastIteration - summary.StartIteration + 1;
-        var imagesPerSecond = trained > 0 && summary.LastLog is { } last && last.Time > 0
-            ? config.Solver.ImsPerBatch / last.Time : double.NaN;
+        // The speed of the last logged window: this call's, or for a run finished earlier, its log's last line.
+        var last = trained > 0 ? summary.LastLog : LastLogged(dir);
+        var imagesPerSecond = last is { Time: > 0 } ? config.Solver.ImsPerBatch / last.Time : double.NaN;
         return new DemoStageResult(stage.Name, stage.Kind, dir, seconds, trained, imagesPerSecond);
+    }
+
+    private static LogEntry? LastLogged(string dir)
+    {
+        var path = Path.Combine(dir, TrainingLog.FileName);
+        return File.Exists(path) ? TrainingLog.Read(path).LastOrDefault() : null;
     }
 
     /// <summary>LogN's statistics pass over the earlier stage's final weights, then the evaluation of the calibrated

@@ -157,6 +157,8 @@ public sealed class DemoRunnerTests
         Assert.Equal(results.Select(r => r.Metrics["AP"]), again.Select(r => r.Metrics["AP"]));
         Assert.Equal(calibrated, File.ReadAllBytes(Path.Combine(output, "logn", "model_calibrated.safetensors")));
         Assert.All(again.Zip(results), p => Assert.True(p.First.TrainSeconds >= p.Second.TrainSeconds));
+        // The speed of a stage trained by an earlier call comes from its log.
+        Assert.All(again.SelectMany(r => r.Stages).Where(s => s.Kind == DemoStageKind.Train), s => Assert.True(double.IsFinite(s.ImagesPerSecond) && s.ImagesPerSecond > 0, s.Name));
     }
 
     [Fact]
