@@ -1,10 +1,12 @@
-// Checks that need no GPU for the detection and long-tail kernel families: each .cu file defines exactly the kernels
+// Checks that need no GPU for the custom kernel families and those of the CUDA detection and long-tail backends
+// (Engine.Cuda.Ops): each .cu file defines exactly the kernels
 // its launcher loads (PTX lists every extern "C" __global__ function as ".entry name("), and every by-value
 // argument struct the launchers build has the size the kernel's static_assert pins, so host and device agree on the
 // layout. (Every file's clean CUBIN compilation for sm_80 and sm_90 is KernelCompilerTests' theory over kernels/.)
 using System.Text.RegularExpressions;
 using Engine.Cuda.Compilation;
 using Engine.Cuda.Kernels;
+using Engine.Cuda.Ops;
 
 namespace Engine.Cuda.Tests.Kernels;
 
@@ -21,6 +23,8 @@ public sealed class KernelFamilyLayoutTests : IDisposable
         { LogitNormKernels.SourceFile, LogitNormKernels.KernelNames.ToArray() },
         { GroupSoftmaxKernels.SourceFile, GroupSoftmaxKernels.KernelNames.ToArray() },
         { FisherMixingKernels.SourceFile, FisherMixingKernels.KernelNames.ToArray() },
+        { CudaBoxOpsKernels.SourceFile, CudaBoxOpsKernels.KernelNames.ToArray() },
+        { CudaLongTailKernels.SourceFile, CudaLongTailKernels.KernelNames.ToArray() },
     };
 
     [Theory]
@@ -43,6 +47,8 @@ public sealed class KernelFamilyLayoutTests : IDisposable
         { LogitNormKernels.SourceFile, "logit_norm_args", KernelFamily.SizeOf<LogitNormArgs>() },
         { GroupSoftmaxKernels.SourceFile, "group_softmax_args", KernelFamily.SizeOf<GroupSoftmaxArgs>() },
         { FisherMixingKernels.SourceFile, "crat_args", KernelFamily.SizeOf<CratArgs>() },
+        { CudaBoxOpsKernels.SourceFile, "box_ops_args", KernelFamily.SizeOf<BoxOpsArgs>() },
+        { CudaLongTailKernels.SourceFile, "long_tail_args", KernelFamily.SizeOf<LongTailArgs>() },
     };
 
     [Theory]

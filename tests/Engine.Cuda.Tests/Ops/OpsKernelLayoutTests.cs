@@ -1,8 +1,7 @@
-// Checks of the CUDA detection and long-tail backends that need no GPU: box_ops.cu and long_tail_losses.cu define
-// exactly the kernels their launchers load (PTX lists every extern "C" __global__ function as ".entry name("), and
-// the by-value argument structs have the sizes the kernels' static_asserts pin. (Their clean CUBIN compilation for
-// sm_80 and sm_90 is KernelCompilerTests' theory over every kernels/*.cu file.)
-using System.Runtime.CompilerServices;
+// A check of the CUDA detection and long-tail backends that needs no GPU: the op and error codes box_ops.cu and
+// long_tail_losses.cu write are the ones DeviceErrorLog decodes. (Their kernel lists and argument struct sizes are
+// checked with the other families in KernelFamilyLayoutTests; their clean CUBIN compilation for sm_80 and sm_90 is
+// KernelCompilerTests' theory over every kernels/*.cu file.)
 using System.Text.RegularExpressions;
 using Engine.Cuda.Compilation;
 using Engine.Cuda.Ops;
@@ -14,40 +13,6 @@ public sealed class OpsKernelLayoutTests : IDisposable
     private readonly TempFolder _cache = new();
 
     public void Dispose() => _cache.Dispose();
-
-    public static TheoryData<string, string[]> Families => new()
-    {
-        { CudaBoxOpsKernels.SourceFile, CudaBoxOpsKernels.KernelNames.ToArray() },
-        { CudaLongTailKernels.SourceFile, CudaLongTailKernels.KernelNames.ToArray() },
-    };
-
-    [Theory]
-    [MemberData(nameof(Families))]
-    public void SourceDefinesExactlyTheKernelsTheLauncherLoads(string file, string[] names)
-    {
-        foreach (var architecture in new[] { GpuArchitecture.Sm80, GpuArchitecture.Sm90 })
-        {
-            var ptx = new KernelCompiler(cacheDirectory: _cache.Path).GeneratePtx(file, architecture);
-            var entries = Regex.Matches(ptx, @"\.entry\s+(\w+)\(").Select(m => m.Groups[1].Value).Order(StringComparer.Ordinal);
-            Assert.Equal(names.Order(StringComparer.Ordinal), entries);
-        }
-    }
-
-    public static TheoryData<string, string, int> Structs => new()
-    {
-        { CudaBoxOpsKernels.SourceFile, "box_ops_args", Unsafe.SizeOf<BoxOpsArgs>() },
-        { CudaLongTailKernels.SourceFile, "long_tail_args", Unsafe.SizeOf<LongTailArgs>() },
-    };
-
-    [Theory]
-    [MemberData(nameof(Structs))]
-    public void HostStructHasTheSizeTheKernelAsserts(string file, string structName, int hostSize)
-    {
-        var source = File.ReadAllText(Path.Combine(new KernelCompiler(cacheDirectory: _cache.Path).KernelsDirectory, file));
-        var match = Regex.Match(source, $@"static_assert\(sizeof\({structName}\) == (\d+)");
-        Assert.True(match.Success, $"{file} has no static_assert(sizeof({structName}) == N, ...)");
-        Assert.Equal(int.Parse(match.Groups[1].Value), hostSize);
-    }
 
     /// <summary>The op and error codes the kernels write must be the ones DeviceErrorLog decodes.</summary>
     [Theory]
