@@ -171,11 +171,8 @@ public static class DemoRunner
                 .FirstOrDefault(f => Path.GetFullPath(Path.Combine(Load(method, f, options, loaded).OutputDir, Checkpointer.WeightsFile(Trainer<ImageBatch>.FinalName))) == target);
             if (producer is not null)
             {
-                var before = chain.Count;
                 Resolve(method, producer, synthDir, options, loaded, chain);
                 from = StageNameFor(chain[^1].File);
-                if (chain.Count == before)
-                    throw new InvalidOperationException($"demo: resolving {Path.GetFileName(producer)} added no stage.");
             }
             else if (!File.Exists(weights))
                 throw new ArgumentException($"demo: method '{method}': {Path.GetFileName(file)} starts from MODEL.WEIGHTS {weights}, which does not exist and is the final checkpoint of no config in {Path.GetFullPath(synthDir)}.");
