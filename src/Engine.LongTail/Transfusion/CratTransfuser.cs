@@ -55,26 +55,22 @@ public sealed class CratTransfuser : IGradientTransfuser
                           double fisherRate = DefaultFisherRate, double temperature = DefaultTemperature, double boxWeight = DefaultBoxWeight,
                           double maskWeight = DefaultMaskWeight)
     {
-        if (numClasses < 1) throw new ArgumentException($"CratTransfuser: C must be ≥ 1, got {numClasses}.");
-        if (embeddingDim < 1) throw new ArgumentException($"CratTransfuser: embedding width D must be ≥ 1, got {embeddingDim}.");
-        if (!(fisherRate > 0 && fisherRate <= 1)) throw new ArgumentException($"CratTransfuser: Fisher EMA rate must be in (0, 1], got {fisherRate}.");
-        if (!(temperature > 0)) throw new ArgumentException($"CratTransfuser: temperature must be > 0, got {temperature}.");
-        if (!(boxWeight >= 0)) throw new ArgumentException($"CratTransfuser: box transfusion weight λ_b must be ≥ 0, got {boxWeight}.");
-        if (!(maskWeight >= 0)) throw new ArgumentException($"CratTransfuser: mask transfusion weight λ_m must be ≥ 0, got {maskWeight}.");
-        (NumClasses, EmbeddingDim, Query, FisherRate, Temperature, BoxWeight, MaskWeight) = (numClasses, embeddingDim, query, fisherRate, temperature, boxWeight, maskWeight);
+        // CratParameters checks C, D, a, T and λ_b; only λ_m is the transfuser's own.
         Parameters = new CratParameters(numClasses, embeddingDim, query, fisherRate, temperature, boxWeight);
+        if (!(maskWeight >= 0)) throw new ArgumentException($"CratTransfuser: mask transfusion weight λ_m must be ≥ 0, got {maskWeight}.");
+        MaskWeight = maskWeight;
         using (DisposeScope.Suspend()) _fisher = Tensor.Zeros([numClasses, 4 * embeddingDim]);
     }
 
     /// <summary>C, D, the query and a, T, λ_b as the backends take them.</summary>
     public CratParameters Parameters { get; }
 
-    public int NumClasses { get; }
-    public int EmbeddingDim { get; }
-    public CratQuery Query { get; }
-    public double FisherRate { get; }
-    public double Temperature { get; }
-    public double BoxWeight { get; }
+    public int NumClasses => Parameters.NumClasses;
+    public int EmbeddingDim => Parameters.EmbeddingDim;
+    public CratQuery Query => Parameters.Query;
+    public double FisherRate => Parameters.FisherRate;
+    public double Temperature => Parameters.Temperature;
+    public double BoxWeight => Parameters.BoxWeight;
     public double MaskWeight { get; }
 
     /// <summary>A copy of the Fisher bank F_box (C, 4D) on the bank's device: the CPU until a step on another device
