@@ -5,6 +5,7 @@
 using System.Text;
 using Engine.Cuda.Compilation;
 using Engine.Cuda.Interop;
+using Engine.Native;
 
 namespace Engine.Cuda;
 
@@ -130,6 +131,10 @@ public sealed class CudaDevice : IDisposable
             if (!CudaLibraries.TryLoad(CudaLibraries.Driver, out var missing)) return (0, missing);
             var status = CudaDriver.cuInit(0);
             if (status == CUresult.CUDA_ERROR_NO_DEVICE) return (0, "the CUDA driver is installed but reports no device (cuInit: CUDA_ERROR_NO_DEVICE).");
+            if (status == CUresult.CUDA_ERROR_STUB_LIBRARY)
+                return (0, $"the libcuda loaded ({LibraryResolver.LoadedPath(CudaLibraries.Driver) ?? "by the system loader"}) is the " +
+                           "CUDA toolkit's link-time stub, not the driver (cuInit: CUDA_ERROR_STUB_LIBRARY). Remove the toolkit's " +
+                           "lib/stubs folder from LD_LIBRARY_PATH or set ENGINE_LIB_CUDA=/full/path/libcuda.so.1 of the NVIDIA driver.");
             CudaDriver.Check(status, nameof(CudaDriver.cuInit));
             CudaDriver.Check(CudaDriver.cuDeviceGetCount(out var count), nameof(CudaDriver.cuDeviceGetCount));
             return count > 0 ? (count, "") : (0, "the CUDA driver reports 0 devices (cuDeviceGetCount).");

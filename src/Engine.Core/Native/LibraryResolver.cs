@@ -4,14 +4,15 @@
 //   2. every folder of ENGINE_LIBRARY_PATH (colon-separated), then the caller's extra folders,
 //   3. the folder of the running assemblies (AppContext.BaseDirectory),
 //   4. the loader path: every folder of LD_LIBRARY_PATH searched like the others (so versioned names
-//      such as libcublas.so.13 are found too), then the ldconfig cache by file name, unversioned and
-//      with the sonames the library is known to ship under (libcudnn.so.9, libnvrtc.so.13, ...),
+//      such as libcublas.so.13 are found too), then the ldconfig cache by file name: the sonames the library is
+//      known to ship under (libcuda.so.1, libcudnn.so.9, libnvrtc.so.13, ...), then the bare name,
 //   5. the CUDA install (CUDA_HOME or CUDA_PATH, /usr/local/cuda, /usr/local/cuda-*; lib64 and
 //      targets/x86_64-linux/lib),
 //   6. Python environments' site-packages/nvidia/*/lib (pip wheels ship versioned names only, e.g.
 //      nvidia/cu13/lib/libnvrtc.so.13, nvidia/cudnn/lib/libcudnn.so.9), under VIRTUAL_ENV,
 //      CONDA_PREFIX, ~/.local, /usr/local, /usr and /opt/conda,
 //   7. /usr/lib/x86_64-linux-gnu (Debian's multiarch folder, e.g. libnvrtc.so.11.2).
+// A folder named stubs (the CUDA toolkit's link-time stubs) is never searched, wherever it is named.
 // Inside a folder the unversioned name wins, then the highest version. Libraries found in a folder are
 // loaded by full path, so dependents (cuBLAS on cuBLASLt, cuDNN on its sub-libraries) resolve
 // predictably. The plan is computed from a LibrarySearchEnvironment, so tests can run it on a fake tree.
@@ -120,7 +121,7 @@ public static partial class LibraryResolver
         var folders = new HashSet<string>(StringComparer.Ordinal);
         void Folder(string folder, string source)
         {
-            if (folders.Add(folder)) plan.Add(new LibraryProbe(LibraryProbeKind.Folder, folder, source));
+            if (!IsStubFolder(folder) && folders.Add(folder)) plan.Add(new LibraryProbe(LibraryProbeKind.Folder, folder, source));
         }
 
         var variable = $"ENGINE_LIB_{EnvName(name)}";
@@ -162,15 +163,22 @@ public static partial class LibraryResolver
         return null;
     }
 
-    /// <summary>lib{name}.so, then lib{name}.so.{major} for the versions the library is known to ship under.</summary>
+    /// <summary>lib{name}.so.{major} for the versions the library is known to ship under, then lib{name}.so. The
+    /// sonames come first: the bare name is a development symlink that the CUDA toolkit also ships as a link-time
+    /// stub (lib/stubs/libcuda.so), which the loader finds first when that folder is on LD_LIBRARY_PATH.</summary>
     public static IReadOnlyList<string> LoaderNames(string name)
     {
-        var names = new List<string> { $"lib{name}.so" };
-        names.AddRange(KnownSonameVersions.TryGetValue(name, out var versions)
+        var names = new List<string>(KnownSonameVersions.TryGetValue(name, out var versions)
             ? versions.Select(v => $"lib{name}.so.{v}")
             : [$"lib{name}.so.1"]);
+        names.Add($"lib{name}.so");
         return names;
     }
+
+    /// <summary>True for the CUDA toolkit's lib/stubs folders: their libcuda.so, libnvrtc.so, libcublas.so ... only
+    /// satisfy the linker and fail at run time (cuInit returns CUDA_ERROR_STUB_LIBRARY), so no search looks there.</summary>
+    public static bool IsStubFolder(string folder) =>
+        string.Equals(Path.GetFileName(Path.TrimEndingDirectorySeparator(folder)), "stubs", StringComparison.Ordinal);
 
     /// <summary>Files named lib{name}.so or lib{name}.so.X[.Y...] in a folder, best first: the unversioned
     /// name, then the highest version. Names that merely start alike (libcublasLt for cublas,

@@ -49,7 +49,7 @@ public sealed class LibraryResolverTests : IDisposable
         Assert.Equal(new LibraryProbe(LibraryProbeKind.ExplicitPath, "/x/libcublas.so.13", "ENGINE_LIB_CUBLAS"), plan[0]);
         Assert.Equal(["/e1", "/e2", "/caller", env.BaseDirectory, "/ld1", "/ld2"],
                      plan.Where(p => p.Kind == LibraryProbeKind.Folder).Take(6).Select(p => p.Value));
-        Assert.Equal(["libcublas.so", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11"],
+        Assert.Equal(["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"],
                      plan.Where(p => p.Kind == LibraryProbeKind.LoaderName).Select(p => p.Value));
         var cuda = plan.Where(p => p.Source == "CUDA install").Select(p => p.Value).ToList();
         Assert.Equal(Path.Combine("/opt/cuda-home", "lib64"), cuda[0]);
@@ -58,6 +58,23 @@ public sealed class LibraryResolverTests : IDisposable
         Assert.Equal(Path.Combine(venv, "lib/python3.12/site-packages/nvidia/cu13/lib"),
                      plan.Single(p => p.Source == "Python environment").Value);
         Assert.Equal(Path.Combine(_root.Path, "usr/lib/x86_64-linux-gnu"), plan[^1].Value);
+    }
+
+    [Fact]
+    public void ToolkitStubFoldersAreNeverSearched()
+    {
+        // The toolkit's lib/stubs/libcuda.so loads but fails cuInit (CUDA_ERROR_STUB_LIBRARY); a folder list that
+        // names it (a script that puts every folder holding libnvrtc* on LD_LIBRARY_PATH) must not pick it.
+        Touch("cuda/targets/x86_64-linux/lib/stubs/libcuda.so");
+        Touch("driver/libcuda.so.1");
+        var stubs = Path.Combine(_root.Path, "cuda/targets/x86_64-linux/lib/stubs");
+        var env = Env(("LD_LIBRARY_PATH", stubs + "/:" + Path.Combine(_root.Path, "driver")), ("ENGINE_LIBRARY_PATH", stubs));
+        var plan = LibraryResolver.Plan("cuda", env);
+        Assert.DoesNotContain(plan, p => p.Value.Contains("stubs", StringComparison.Ordinal));
+        Assert.Equal(Path.Combine(_root.Path, "driver/libcuda.so.1"), LibraryResolver.Locate("cuda", env));
+        Assert.Equal("libcuda.so.1", plan.First(p => p.Kind == LibraryProbeKind.LoaderName).Value);
+        Assert.True(LibraryResolver.IsStubFolder(stubs));
+        Assert.False(LibraryResolver.IsStubFolder(Path.Combine(_root.Path, "driver")));
     }
 
     [Fact]
