@@ -83,7 +83,11 @@ __device__ __forceinline__ void store_double(void* base, int dtype, long long i,
         else if (v <= -9223372036854775808.0) static_cast<long long*>(base)[i] = (long long)0x8000000000000000ULL;
         else static_cast<long long*>(base)[i] = (long long)v;
         break;
-    default: static_cast<unsigned char*>(base)[i] = (unsigned char)saturate_to(v, 0.0, 255.0); break;
+    default:
+        // The low 8 bits of the int32 conversion, as the CPU backend's (byte) cast and PyTorch's float-to-uint8 cast
+        // give: -37.5 becomes 219, 300 becomes 44 (a direct float-to-unsigned conversion would differ by compiler).
+        static_cast<unsigned char*>(base)[i] = (unsigned char)(unsigned int)(int)saturate_to(v, -2147483648.0, 2147483647.0);
+        break;
     }
 }
 
