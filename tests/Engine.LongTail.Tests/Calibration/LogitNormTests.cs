@@ -162,6 +162,32 @@ public class LogitNormTests
     }
 
     [Fact]
+    public void ScoresStayFiniteWhenATinyVarianceMakesCalibratedLogitsHuge()
+    {
+        // a class whose logits never varied has σ = √1e-11: z / σ reaches 1e6, far beyond exp's float range, and a
+        // softmax that does not subtract the row maximum turns the whole row into NaN
+        var g = TestUtil.Fresh(out var seed);
+        const int n = 9, c = 6;
+        using var cal = new LogitNormCalibrator(c);
+        var mean = Enumerable.Range(0, c + 1).Select(_ => (float)(g.NextDouble() * 2 - 1)).ToArray();
+        var variance = Enumerable.Range(0, c + 1).Select(j => j == 2 ? 0f : (float)(0.5 + g.NextDouble())).ToArray();
+        using (var m = Tensor.From(mean, [c + 1]))
+        using (var v = Tensor.From(variance, [c + 1]))
+            cal.LoadStateDict(new Dictionary<string, Tensor> { ["running_mean"] = m, ["running_var"] = v });
+        var z = TestUtil.Logits(g, n, c + 1);
+        using var zt = TestUtil.Float(z, n, c + 1);
+        using var scores = cal.Scores(zt);
+        var s = scores.ToDoubleArray();
+        var expected = LogitNormReference.Calibrate(z, n, c, mean.Select(x => (double)x).ToArray(), variance.Select(x => (double)x).ToArray());
+        Assert.Contains(expected, x => Math.Abs(x) > 1e4);
+        for (var i = 0; i < n; i++)
+        {
+            var lp = SoftmaxLossReference.LogSoftmax(expected, i * (c + 1), c + 1);
+            TestUtil.AssertClose(lp.Select(Math.Exp).ToArray(), s.Skip(i * (c + 1)).Take(c + 1).ToArray(), $"scores row {i}", seed, 1e-6, 1e-4);
+        }
+    }
+
+    [Fact]
     public void DegenerateClassesAndStateRoundTrip()
     {
         var g = TestUtil.Fresh(out var seed);
