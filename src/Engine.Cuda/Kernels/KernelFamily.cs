@@ -53,15 +53,22 @@ public abstract class KernelFamily : IDisposable
     }
 
     /// <summary>Scratch memory of at least <paramref name="length"/> elements kept under <paramref name="key"/> between
-    /// calls. Growing it synchronizes the device first, so no queued kernel still uses the memory that is freed. The
-    /// launches of one family instance share this memory: issue them on one stream.</summary>
-    protected DeviceBuffer<T> Scratch<T>(string key, long length) where T : unmanaged
+    /// calls. Growing it first waits for <paramref name="stream"/> (the legacy default stream when null), so no queued
+    /// kernel still uses the memory that is freed. The launches of one family instance share this memory: issue them on
+    /// that one stream. Not the whole context (cuCtxSynchronize): that fails while another thread captures a CUDA
+    /// graph, and would wait for unrelated work.</summary>
+    protected DeviceBuffer<T> Scratch<T>(string key, long length, CudaStream? stream) where T : unmanaged
     {
         if (_scratch.TryGetValue(key, out var existing) && existing is DeviceBuffer<T> buffer && buffer.Length >= Math.Max(length, 1))
             return buffer;
         if (existing is not null)
         {
-            Device.Synchronize();
+            if (stream is not null) stream.Synchronize();
+            else
+            {
+                Device.MakeCurrent();
+                Interop.CudaDriver.Check(Interop.CudaDriver.cuStreamSynchronize(0), nameof(Interop.CudaDriver.cuStreamSynchronize), Device.Name);
+            }
             existing.Dispose();
         }
         var fresh = Device.Allocate<T>(Math.Max(length, 1));

@@ -72,7 +72,7 @@ public sealed class NmsKernels(CudaDevice device, KernelCompiler compiler)
     public int Run(DeviceView boxes, DeviceView scores, DeviceBuffer<long>? classIds, double iouThreshold, DeviceBuffer<long> keep,
                    CudaStream? stream = null)
     {
-        var count = Scratch<int>("kept count", 1);
+        var count = Scratch<int>("kept count", 1, stream);
         Queue(boxes, scores, classIds, iouThreshold, keep, count, stream);
         Span<int> host = stackalloc int[1];
         // the one host synchronization: the copy runs on the legacy default stream, after the queued launches
@@ -105,15 +105,15 @@ public sealed class NmsKernels(CudaDevice device, KernelCompiler compiler)
             Boxes = n == 0 ? 0 : boxes.Address,
             Scores = n == 0 ? 0 : scores.Address,
             Classes = classIds is null || n == 0 ? 0 : classIds.Pointer,
-            Keys = Scratch<ulong>("keys", 2L * padded).Pointer,
-            Order = Scratch<int>("order", n).Pointer,
-            SortedRank = Scratch<int>("sorted rank", n).Pointer,
-            SegStart = Scratch<int>("segment start", n + 1L).Pointer,
-            TileOffset = Scratch<long>("tile offset", n + 1L).Pointer,
-            MaskOffset = Scratch<long>("mask offset", n + 1L).Pointer,
-            SegCount = Scratch<int>("segment count", 1).Pointer,
-            Mask = Scratch<ulong>("mask", (long)n * Words(n)).Pointer,
-            Flags = Scratch<int>("flags", n).Pointer,
+            Keys = Scratch<ulong>("keys", 2L * padded, stream).Pointer,
+            Order = Scratch<int>("order", n, stream).Pointer,
+            SortedRank = Scratch<int>("sorted rank", n, stream).Pointer,
+            SegStart = Scratch<int>("segment start", n + 1L, stream).Pointer,
+            TileOffset = Scratch<long>("tile offset", n + 1L, stream).Pointer,
+            MaskOffset = Scratch<long>("mask offset", n + 1L, stream).Pointer,
+            SegCount = Scratch<int>("segment count", 1, stream).Pointer,
+            Mask = Scratch<ulong>("mask", (long)n * Words(n), stream).Pointer,
+            Flags = Scratch<int>("flags", n, stream).Pointer,
             Keep = keep.Pointer,
             KeptCount = keptCount.Pointer,
             IouThreshold = iouThreshold,

@@ -182,7 +182,7 @@ public sealed partial class CudaBackendTests
         using var y = Out(Cuda, [2, 6, 3, 3]);
         using var stats = Out(Cuda, [2, 4]);
         var groups = Assert.Throws<ArgumentException>(() => Gpu.GroupNormForward(x, 4, null, null, 1e-5, y, stats, stats));
-        Assert.Contains("CudaBackend.group_norm: 6 channels of x (2, 6, 3, 3) cannot be split into 4 groups", groups.Message);
+        Assert.Contains("CudaBackend.group_norm: 6 channels of x [2, 6, 3, 3] cannot be split into 4 groups", groups.Message);
         using var shortWeight = Tensor.Ones([5], DType.Float32, Cuda);
         using var channel = Out(Cuda, [6]);
         var weight = Assert.Throws<ArgumentException>(() => Gpu.BatchNormForward(x, channel, channel, shortWeight, null, y));
