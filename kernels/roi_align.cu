@@ -11,7 +11,8 @@
 //   dF_l[b_r, c, y, x] = Σ over the samples that read (y, x) of weight · dout[r, c, ph, pw] / (gh·gw).
 // The box geometry and sample coordinates are computed in double, so the adaptive grid size and the border tests
 // agree with the double reference (Engine.Detection.Reference.RoiAlignReference) and the CPU backend; the
-// bilinear weights and the sum are float.
+// bilinear weights and the sum are float. A sample sits at start + (i + ½)·(bin / grid), one division per RoI
+// instead of one per sample; that is within an ulp of the double of the reference's (i + ½)·bin / grid.
 //
 // Layout: rois (R, 5) = (batch index, x1, y1, x2, y2) in image coordinates, float; level_of (R) int64 (the level
 // each RoI pools from, chosen by the caller), or null for all on level 0; level l's features (N, C, H_l, W_l)
@@ -19,10 +20,14 @@
 // An RoI whose batch index is not an integer in [0, N) or whose level is outside [0, levels) pools to NaN in the
 // forward (so the error shows in the output) and scatters nothing in the backward.
 //
-// Launch: every kernel is a 1-D grid-stride loop, any grid and block size. The forward has one thread per output
-// element (r, c, ph, pw) over all levels at once. The backward is two launches on one stream:
-// roi_align_zero_kernel clears every level's gradient (levels with a null gradient pointer are skipped), then
-// roi_align_backward_kernel scatters with atomicAdd, one thread per element of dout.
+// Launch: blockIdx.y strides over the RoIs (any grid height up to 65535), the x dimension over one RoI's
+// ceil(C / ROI_ALIGN_CHANNELS)·Ph·Pw work items (any width and block size); one thread per block computes the RoI's
+// geometry into shared memory. The forward has one thread per bin (r, ph, pw) and group of ROI_ALIGN_CHANNELS
+// channels (the bin's taps are computed once for the group), over all levels at once. The backward is two
+// launches on one stream: roi_align_zero_kernel (blockIdx.y = level) clears every level's gradient (levels with a
+// null gradient pointer are skipped), then roi_align_backward_kernel scatters with atomicAdd, one thread per element
+// of dout, grouped by channels like the forward; the bin's weights are separable per axis (see ROI_ALIGN_TILE), so a
+// thread adds each pixel its bin touches once per channel, instead of once per tap of every sample.
 // Synchronization: none on the host. The backward's atomics make the gradient's last bits depend on the order in
 // which threads add (not bit-reproducible from run to run, unlike the CPU backend).
 #include "common.cuh"
@@ -55,9 +60,9 @@ struct roi_align_args {
 static_assert(sizeof(roi_align_level) == 24, "roi_align_level must match the host layout");
 static_assert(sizeof(roi_align_args) == 184, "roi_align_args must match the host layout");
 
-// The sampling geometry of one RoI on its level.
+// The sampling geometry of one RoI on its level; step = bin / grid, the distance between samples.
 struct roi_geometry {
-    double x0, y0, bin_w, bin_h;
+    double x0, y0, bin_w, bin_h, step_w, step_h;
     int grid_w, grid_h;
     int level, batch;
     bool valid;
@@ -87,110 +92,234 @@ __device__ __forceinline__ roi_geometry roi_geometry_of(const roi_align_args& a,
     g.bin_h = h / a.pooled_height;
     g.grid_w = a.sampling_ratio > 0 ? a.sampling_ratio : (int)ceil(w / a.pooled_width);
     g.grid_h = a.sampling_ratio > 0 ? a.sampling_ratio : (int)ceil(h / a.pooled_height);
+    g.step_w = g.grid_w > 0 ? g.bin_w / g.grid_w : 0.0;
+    g.step_h = g.grid_h > 0 ? g.bin_h / g.grid_h : 0.0;
     return g;
 }
 
-// Bilinear neighbours of sample (y, x) on an H × W plane, or false when it lies outside [-1, H] × [-1, W].
-// offsets: y0·W + x0, y0·W + x1, y1·W + x0, y1·W + x1; weights in the same order.
-__device__ __forceinline__ bool bilinear_taps(double y, double x, int height, int width, int (&offsets)[4], float (&weights)[4])
+// Sample i (0-based) of a bin along an axis: start + (i + ½)·step as one explicit fused multiply-add, so the forward,
+// the backward and the backward's tile bounds compute bit-identical coordinates (no contraction left to the compiler).
+__device__ __forceinline__ double sample_at(double start, int i, double step)
 {
-    if (y < -1.0 || y > height || x < -1.0 || x > width) return false;
-    y = fmax(y, 0.0);
-    x = fmax(x, 0.0);
-    int y0 = (int)y, x0 = (int)x;
-    if (y0 >= height - 1) { y0 = height - 1; y = y0; }
-    if (x0 >= width - 1) { x0 = width - 1; x = x0; }
-    const int y1 = min(y0 + 1, height - 1), x1 = min(x0 + 1, width - 1);
-    const float ly = (float)(y - y0), lx = (float)(x - x0);
-    const float hy = 1.0f - ly, hx = 1.0f - lx;
-    offsets[0] = y0 * width + x0; weights[0] = hy * hx;
-    offsets[1] = y0 * width + x1; weights[1] = hy * lx;
-    offsets[2] = y1 * width + x0; weights[2] = ly * hx;
-    offsets[3] = y1 * width + x1; weights[3] = ly * lx;
+    return __fma_rn(i + 0.5, step, start);
+}
+
+// The two bilinear neighbours of sample coordinate v along an axis of `size` pixels, or false when v lies outside
+// [-1, size]: below 0 clamps to 0, at or past the last pixel repeats it (lo = hi = size − 1, weight on lo).
+struct axis_taps {
+    int lo, hi;
+    float l, h;   // weight of hi (the fraction), of lo (1 − fraction)
+};
+
+__device__ __forceinline__ bool axis_taps_of(double v, int size, axis_taps& t)
+{
+    if (v < -1.0 || v > size) return false;
+    v = fmax(v, 0.0);
+    int lo = (int)v;
+    if (lo >= size - 1) {
+        lo = size - 1;
+        v = lo;
+    }
+    t.lo = lo;
+    t.hi = min(lo + 1, size - 1);
+    t.l = (float)(v - lo);
+    t.h = 1.0f - t.l;
     return true;
+}
+
+// The first pixel along an axis any sample at or after v can touch: axis_taps_of's lo with the clamps, for v also
+// outside [-1, size] (monotonic in v, so the first sample's value bounds every later one's from below).
+__device__ __forceinline__ int first_tap(double v, int size)
+{
+    const int lo = (int)fmax(v, 0.0);
+    return min(lo, size - 1);
+}
+
+// Shared by the forward and backward launches: blockIdx.y strides over the RoIs, the x dimension over one RoI's
+// C·Ph·Pw outputs (channel slowest, pw fastest, as the output is laid out).
+__device__ __forceinline__ long long roi_count(const roi_align_args& a)
+{
+    const long long per_roi = (long long)a.channels * a.pooled_height * a.pooled_width;
+    return per_roi > 0 ? a.count / per_roi : 0;
+}
+
+// Channels one thread handles: the taps of a bin are computed once and used for ROI_ALIGN_CHANNELS planes.
+#define ROI_ALIGN_CHANNELS 4
+
+// Start of bin p along an axis: origin + p·bin, one explicit fused multiply-add like sample_at.
+__device__ __forceinline__ double bin_start(double origin, int p, double bin)
+{
+    return __fma_rn((double)p, bin, origin);
+}
+
+// Fills `shared` with RoI r's geometry; every thread of the block must call it.
+__device__ __forceinline__ roi_geometry load_roi(const roi_align_args& a, long long r, roi_geometry& shared)
+{
+    if (threadIdx.x == 0) shared = roi_geometry_of(a, r);
+    __syncthreads();
+    return shared;
 }
 
 extern "C" __global__ void roi_align_forward_kernel(const roi_align_args a)
 {
+    __shared__ roi_geometry shared;
     float* out = reinterpret_cast<float*>(a.output);
-    for (long long i = grid_first_index(); i < a.count; i += grid_stride()) {
-        const int pw = (int)(i % a.pooled_width);
-        long long rest = i / a.pooled_width;
-        const int ph = (int)(rest % a.pooled_height);
-        rest /= a.pooled_height;
-        const int c = (int)(rest % a.channels);
-        const long long r = rest / a.channels;
-
-        const roi_geometry g = roi_geometry_of(a, r);
-        if (!g.valid) {
-            out[i] = quiet_nan();
-            continue;
-        }
+    const int bins = a.pooled_height * a.pooled_width;
+    const int per_roi = a.channels * bins;
+    const int work = (a.channels + ROI_ALIGN_CHANNELS - 1) / ROI_ALIGN_CHANNELS * bins;
+    const long long rois = roi_count(a);
+    for (long long r = blockIdx.y; r < rois; r += gridDim.y) {
+        const roi_geometry g = load_roi(a, r, shared);
         const roi_align_level level = a.levels[g.level];
-        const float* plane = reinterpret_cast<const float*>(level.data) +
-                             ((long long)g.batch * a.channels + c) * level.height * level.width;
-        float sum = 0.0f;
-        for (int iy = 0; iy < g.grid_h; ++iy) {
-            const double y = g.y0 + ph * g.bin_h + (iy + 0.5) * g.bin_h / g.grid_h;
-            for (int ix = 0; ix < g.grid_w; ++ix) {
-                const double x = g.x0 + pw * g.bin_w + (ix + 0.5) * g.bin_w / g.grid_w;
-                int offsets[4];
-                float weights[4];
-                if (!bilinear_taps(y, x, level.height, level.width, offsets, weights)) continue;
-                for (int t = 0; t < 4; ++t) sum += weights[t] * plane[offsets[t]];
-            }
-        }
+        const long long plane_size = (long long)level.height * level.width;
         const int samples = g.grid_h * g.grid_w;
-        out[i] = samples > 0 ? sum / samples : 0.0f;
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < work; j += gridDim.x * blockDim.x) {
+            const int group = j / bins;
+            const int bin = j - group * bins;
+            const int c0 = group * ROI_ALIGN_CHANNELS;
+            const int channels = min(ROI_ALIGN_CHANNELS, a.channels - c0);
+            float* first_out = out + r * per_roi + (long long)c0 * bins + bin;
+            if (!g.valid) {
+                for (int k = 0; k < channels; ++k) first_out[(long long)k * bins] = quiet_nan();
+                continue;
+            }
+            const int ph = bin / a.pooled_width;
+            const int pw = bin - ph * a.pooled_width;
+            const float* plane = reinterpret_cast<const float*>(level.data) + ((long long)g.batch * a.channels + c0) * plane_size;
+            const double y_start = bin_start(g.y0, ph, g.bin_h), x_start = bin_start(g.x0, pw, g.bin_w);
+            float sum[ROI_ALIGN_CHANNELS];
+#pragma unroll
+            for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k) sum[k] = 0.0f;
+            for (int iy = 0; iy < g.grid_h; ++iy) {
+                axis_taps ty;
+                if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, ty)) continue;
+                const long long row_lo = (long long)ty.lo * level.width, row_hi = (long long)ty.hi * level.width;
+                for (int ix = 0; ix < g.grid_w; ++ix) {
+                    axis_taps tx;
+                    if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, tx)) continue;
+                    const float w00 = ty.h * tx.h, w01 = ty.h * tx.l, w10 = ty.l * tx.h, w11 = ty.l * tx.l;
+#pragma unroll
+                    for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k) {
+                        if (k >= channels) break;
+                        const float* p = plane + k * plane_size;
+                        // the CPU backend's order: (lo, lo), (lo, hi), (hi, lo), (hi, hi)
+                        sum[k] += w00 * p[row_lo + tx.lo];
+                        sum[k] += w01 * p[row_lo + tx.hi];
+                        sum[k] += w10 * p[row_hi + tx.lo];
+                        sum[k] += w11 * p[row_hi + tx.hi];
+                    }
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k)
+                if (k < channels) first_out[(long long)k * bins] = samples > 0 ? sum[k] / samples : 0.0f;
+        }
+        __syncthreads();   // the next RoI's load_roi overwrites shared only after every thread has read this one
     }
 }
 
-// Clears every level's gradient (N, C, H_l, W_l), the levels one after another in one index space.
+// Clears every level's gradient (N, C, H_l, W_l): blockIdx.y picks the level, the x dimension strides over it.
 extern "C" __global__ void roi_align_zero_kernel(const roi_align_args a)
 {
-    long long total = 0;
-    for (int l = 0; l < a.num_levels; ++l) total += (long long)a.batch * a.channels * a.levels[l].height * a.levels[l].width;
-    for (long long i = grid_first_index(); i < total; i += grid_stride()) {
-        long long local = i;
-        int l = 0;
-        for (; l < a.num_levels - 1; ++l) {
-            const long long size = (long long)a.batch * a.channels * a.levels[l].height * a.levels[l].width;
-            if (local < size) break;
-            local -= size;
-        }
-        float* grad = reinterpret_cast<float*>(a.levels[l].data);
-        if (grad) grad[local] = 0.0f;
-    }
+    if ((int)blockIdx.y >= a.num_levels) return;
+    const roi_align_level level = a.levels[blockIdx.y];
+    float* grad = reinterpret_cast<float*>(level.data);
+    if (!grad) return;
+    const long long size = (long long)a.batch * a.channels * level.height * level.width;
+    for (long long i = grid_first_index(); i < size; i += grid_stride()) grad[i] = 0.0f;
 }
+
+// Side of the register tile that collects one bin's scattered gradient before it goes to memory. The bin's weight
+// on pixel (y, x) is separable, Y(y)·X(x), with Y (X) the sum of the bilinear row (column) weights of its valid sample
+// rows (columns): a sample is valid when both its coordinates are. A bin whose samples touch at most
+// ROI_ALIGN_TILE pixels along each axis (bins up to about 5 pixels: every RoI of the usual FPN level assignment)
+// adds each touched pixel once; larger bins add every tap of every sample directly.
+#define ROI_ALIGN_TILE 6
 
 extern "C" __global__ void roi_align_backward_kernel(const roi_align_args a)
 {
+    __shared__ roi_geometry shared;
     const float* dout = reinterpret_cast<const float*>(a.output);
-    for (long long i = grid_first_index(); i < a.count; i += grid_stride()) {
-        const int pw = (int)(i % a.pooled_width);
-        long long rest = i / a.pooled_width;
-        const int ph = (int)(rest % a.pooled_height);
-        rest /= a.pooled_height;
-        const int c = (int)(rest % a.channels);
-        const long long r = rest / a.channels;
-
-        const roi_geometry g = roi_geometry_of(a, r);
-        if (!g.valid) continue;
+    const int bins = a.pooled_height * a.pooled_width;
+    const int per_roi = a.channels * bins;
+    const int work = (a.channels + ROI_ALIGN_CHANNELS - 1) / ROI_ALIGN_CHANNELS * bins;
+    const long long rois = roi_count(a);
+    for (long long r = blockIdx.y; r < rois; r += gridDim.y) {
+        const roi_geometry g = load_roi(a, r, shared);
         const roi_align_level level = a.levels[g.level];
-        float* plane = reinterpret_cast<float*>(level.data);
+        const long long plane_size = (long long)level.height * level.width;
         const int samples = g.grid_h * g.grid_w;
-        if (!plane || samples == 0) continue;
-        plane += ((long long)g.batch * a.channels + c) * level.height * level.width;
-        const float scaled = dout[i] / samples;
-        for (int iy = 0; iy < g.grid_h; ++iy) {
-            const double y = g.y0 + ph * g.bin_h + (iy + 0.5) * g.bin_h / g.grid_h;
-            for (int ix = 0; ix < g.grid_w; ++ix) {
-                const double x = g.x0 + pw * g.bin_w + (ix + 0.5) * g.bin_w / g.grid_w;
-                int offsets[4];
-                float weights[4];
-                if (!bilinear_taps(y, x, level.height, level.width, offsets, weights)) continue;
-                for (int t = 0; t < 4; ++t) atomicAdd(plane + offsets[t], weights[t] * scaled);
+        if (g.valid && level.data && samples > 0) {   // uniform across the block
+            for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < work; j += gridDim.x * blockDim.x) {
+                const int group = j / bins;
+                const int bin = j - group * bins;
+                const int c0 = group * ROI_ALIGN_CHANNELS;
+                const int channels = min(ROI_ALIGN_CHANNELS, a.channels - c0);
+                const int ph = bin / a.pooled_width;
+                const int pw = bin - ph * a.pooled_width;
+                float* plane = reinterpret_cast<float*>(level.data) + ((long long)g.batch * a.channels + c0) * plane_size;
+                const float* first_dout = dout + r * per_roi + (long long)c0 * bins + bin;
+                float scaled[ROI_ALIGN_CHANNELS];
+#pragma unroll
+                for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k) scaled[k] = k < channels ? first_dout[(long long)k * bins] / samples : 0.0f;
+                const double y_start = bin_start(g.y0, ph, g.bin_h), x_start = bin_start(g.x0, pw, g.bin_w);
+                // the pixels this bin can touch: from the first sample's taps to the last sample's
+                const int row0 = first_tap(sample_at(y_start, 0, g.step_h), level.height);
+                const int col0 = first_tap(sample_at(x_start, 0, g.step_w), level.width);
+                const int row1 = min(first_tap(sample_at(y_start, g.grid_h - 1, g.step_h), level.height) + 1, level.height - 1);
+                const int col1 = min(first_tap(sample_at(x_start, g.grid_w - 1, g.step_w), level.width) + 1, level.width - 1);
+                if (row1 - row0 < ROI_ALIGN_TILE && col1 - col0 < ROI_ALIGN_TILE) {
+                    float ys[ROI_ALIGN_TILE], xs[ROI_ALIGN_TILE];
+#pragma unroll
+                    for (int u = 0; u < ROI_ALIGN_TILE; ++u) ys[u] = xs[u] = 0.0f;
+                    for (int iy = 0; iy < g.grid_h; ++iy) {
+                        axis_taps t;
+                        if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, t)) continue;
+#pragma unroll
+                        for (int u = 0; u < ROI_ALIGN_TILE; ++u)
+                            ys[u] += (u == t.lo - row0 ? t.h : 0.0f) + (u == t.hi - row0 ? t.l : 0.0f);
+                    }
+                    for (int ix = 0; ix < g.grid_w; ++ix) {
+                        axis_taps t;
+                        if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, t)) continue;
+#pragma unroll
+                        for (int v = 0; v < ROI_ALIGN_TILE; ++v)
+                            xs[v] += (v == t.lo - col0 ? t.h : 0.0f) + (v == t.hi - col0 ? t.l : 0.0f);
+                    }
+#pragma unroll
+                    for (int u = 0; u < ROI_ALIGN_TILE; ++u) {
+                        if (u > row1 - row0 || ys[u] == 0.0f) continue;
+                        const long long row = (long long)(row0 + u) * level.width + col0;
+#pragma unroll
+                        for (int v = 0; v < ROI_ALIGN_TILE; ++v) {
+                            const float w = ys[u] * xs[v];
+                            if (v > col1 - col0 || w == 0.0f) continue;
+#pragma unroll
+                            for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k)
+                                if (k < channels) atomicAdd(plane + k * plane_size + row + v, w * scaled[k]);
+                        }
+                    }
+                } else {
+                    for (int iy = 0; iy < g.grid_h; ++iy) {
+                        axis_taps ty;
+                        if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, ty)) continue;
+                        for (int ix = 0; ix < g.grid_w; ++ix) {
+                            axis_taps tx;
+                            if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, tx)) continue;
+                            const long long lo_lo = (long long)ty.lo * level.width + tx.lo, lo_hi = (long long)ty.lo * level.width + tx.hi;
+                            const long long hi_lo = (long long)ty.hi * level.width + tx.lo, hi_hi = (long long)ty.hi * level.width + tx.hi;
+                            for (int k = 0; k < channels; ++k) {
+                                float* p = plane + k * plane_size;
+                                atomicAdd(p + lo_lo, ty.h * tx.h * scaled[k]);
+                                atomicAdd(p + lo_hi, ty.h * tx.l * scaled[k]);
+                                atomicAdd(p + hi_lo, ty.l * tx.h * scaled[k]);
+                                atomicAdd(p + hi_hi, ty.l * tx.l * scaled[k]);
+                            }
+                        }
+                    }
+                }
             }
         }
+        __syncthreads();
     }
 }

@@ -1,6 +1,6 @@
 // Launcher of kernels/roi_align.cu: multi-level ROIAlign (torchvision semantics, aligned or not, fixed or adaptive
-// sampling) in one forward launch over every FPN level, and a backward of two launches (clear the level gradients,
-// then one atomic scatter into all of them). The caller assigns each RoI its level (the pooler does, on the CPU)
+// sampling) in one forward launch over every FPN level (grid y over the RoIs, x over one RoI's outputs), and a
+// backward of two launches (clear the level gradients, then one atomic scatter into all of them). The caller assigns each RoI its level (the pooler does, on the CPU)
 // and passes it as an int64 array; the level feature maps travel to the kernel by value in one argument struct.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -86,7 +86,7 @@ public sealed class RoiAlignKernels(CudaDevice device, KernelCompiler compiler)
         RequireDistinct(op, nameof(output), output, [("rois", rois.Buffer), .. features.Select((f, l) => ($"features[{l}]", (object?)f.Buffer))]);
         args.Output = output.Pointer;
         if (args.Count == 0) return;
-        Launch(ForwardKernel, LaunchConfig.GridStride(Device, args.Count), stream, args);
+        Launch(ForwardKernel, PerRoi(args, rois.Shape[0]), stream, args);
     }
 
     /// <summary>Overwrites gradFeatures[l] (each (N, C, H_l, W_l), or null for a level that needs no gradient) with the
@@ -114,9 +114,27 @@ public sealed class RoiAlignKernels(CudaDevice device, KernelCompiler compiler)
             args.Levels[l].Data = g.Count == 0 ? 0 : g.Address;
         }
         args.Output = gradOutput.Count == 0 ? 0 : gradOutput.Address;
-        var total = shapes.Sum(s => s.Aggregate(1L, (p, e) => p * e));
-        if (total > 0) Launch(ZeroKernel, LaunchConfig.GridStride(Device, total), stream, args);
-        if (args.Count > 0) Launch(BackwardKernel, LaunchConfig.GridStride(Device, args.Count), stream, args);
+        var largest = shapes.Max(s => s.Aggregate(1L, (p, e) => p * e));
+        if (largest > 0)
+        {
+            var clear = LaunchConfig.GridStride(Device, largest);
+            Launch(ZeroKernel, clear with { Grid = clear.Grid with { Y = (uint)shapes.Count } }, stream, args);
+        }
+        if (args.Count > 0) Launch(BackwardKernel, PerRoi(args, rois.Shape[0]), stream, args);
+    }
+
+    /// <summary>ROI_ALIGN_CHANNELS of the kernel: channels one thread pools for one bin. The grid is sized with it; the
+    /// kernels' loops cover any grid, so it only affects speed.</summary>
+    public const int ChannelsPerThread = 4;
+
+    /// <summary>The forward and backward grid: y over the RoIs (the kernels stride past 65535), x over one RoI's
+    /// ceil(C / ChannelsPerThread)·Ph·Pw work items in blocks of up to 256 threads.</summary>
+    private LaunchConfig PerRoi(in RoiAlignArgs args, long rois)
+    {
+        var perRoi = (long)(args.Channels + ChannelsPerThread - 1) / ChannelsPerThread * args.PooledHeight * args.PooledWidth;
+        var threads = (int)Math.Min(256, (perRoi + 31) / 32 * 32);
+        var blocksX = Math.Min((perRoi + threads - 1) / threads, Device.MaxGridDimX);
+        return new LaunchConfig(new Dim3((uint)blocksX, (uint)Math.Min(rois, 65535)), new Dim3((uint)threads));
     }
 
     private static bool Overlap(DeviceView a, DeviceView b) =>
@@ -158,6 +176,8 @@ public sealed class RoiAlignKernels(CudaDevice device, KernelCompiler compiler)
             throw new ArgumentException($"{op}: {shapes.Count} feature levels but no level per RoI; pass levelOfRoi (R) int64 from the level assignment.");
         var (n, c) = (shapes[0][0], shapes[0][1]);
         var count = checked(r * c * spec.PooledHeight * spec.PooledWidth);
+        if (c * spec.PooledHeight * spec.PooledWidth > int.MaxValue)
+            throw new ArgumentException($"{op}: {c} channels × {spec.PooledHeight}×{spec.PooledWidth} bins is more than 2^31 elements per RoI.");
         var args = new RoiAlignArgs
         {
             Rois = r == 0 ? 0 : rois.Address,

@@ -60,4 +60,13 @@ public sealed class KernelFamilyLayoutTests : IDisposable
         Assert.True(match.Success, $"{file} has no static_assert(sizeof({structName}) == N, ...)");
         Assert.Equal(int.Parse(match.Groups[1].Value), hostSize);
     }
+
+    [Fact]
+    public void LaunchersUseTheKernelsConstants()
+    {
+        var folder = new KernelCompiler(cacheDirectory: _cache.Path).KernelsDirectory;
+        var roiAlign = File.ReadAllText(Path.Combine(folder, RoiAlignKernels.SourceFile));
+        Assert.Contains($"#define ROI_ALIGN_MAX_LEVELS {RoiAlignKernels.MaxLevels}\n", roiAlign);
+        Assert.Contains($"#define ROI_ALIGN_CHANNELS {RoiAlignKernels.ChannelsPerThread}\n", roiAlign);
+    }
 }

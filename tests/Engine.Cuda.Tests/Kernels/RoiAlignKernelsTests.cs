@@ -31,6 +31,8 @@ public sealed class RoiAlignKernelsTests
         { 1, 5, 19, 1, 5, 3, 2, true },
         { 3, 1, 50, 3, 2, 9, 0, true },
         { 2, 4, 1, 2, 1, 1, 0, true },
+        { 1, 6, 23, 1, 2, 2, 0, true },  // bins wider than the backward's tile: every tap added directly
+        { 2, 9, 17, 2, 3, 4, 5, false }, // 9 channels: two full groups of four and one more
         { 2, 3, 0, 4, 7, 7, 0, true },   // no RoI: nothing written, gradients cleared
     };
 
