@@ -26,8 +26,10 @@
 // channels (the bin's taps are computed once for the group), over all levels at once. The backward is two
 // launches on one stream: roi_align_zero_kernel (blockIdx.y = level) clears every level's gradient (levels with a
 // null gradient pointer are skipped), then roi_align_backward_kernel scatters with atomicAdd, one thread per element
-// of dout, grouped by channels like the forward; the bin's weights are separable per axis (see ROI_ALIGN_TILE), so a
-// thread adds each pixel its bin touches once per channel, instead of once per tap of every sample.
+// of dout; a block takes one RoI and ROI_ALIGN_BACKWARD_CHANNELS channels, a thread one bin of those channels. A bin's
+// weights are separable per axis (see ROI_ALIGN_TILE), so a thread adds each pixel its bin touches once per channel,
+// into a shared tile of the RoI's footprint that the block then adds to the gradient, one atomic per touched pixel
+// and channel (see ROI_ALIGN_FOOTPRINT).
 // Synchronization: none on the host. The backward's atomics make the gradient's last bits depend on the order in
 // which threads add (not bit-reproducible from run to run, unlike the CPU backend).
 #include "common.cuh"
@@ -236,87 +238,128 @@ extern "C" __global__ void roi_align_zero_kernel(const roi_align_args a)
 // adds each touched pixel once; larger bins add every tap of every sample directly.
 #define ROI_ALIGN_TILE 6
 
+// Channels one backward block handles, and the floats of its shared tile: the RoI's whole footprint on the level for
+// each of those channels (a footprint up to 1024 pixels: RoIs up to about 30 × 30 pixels on their level, every RoI
+// of the usual FPN level assignment). The block's threads add their bins' weights there with shared-memory atomics,
+// then add each touched pixel of each channel to the gradient once, neighbouring threads on neighbouring pixels. A
+// larger footprint adds every bin's pixels to the gradient directly.
+#define ROI_ALIGN_BACKWARD_CHANNELS 4
+#define ROI_ALIGN_FOOTPRINT 1024
+
+// Adds w to pixel (y, x) of channel k: into the shared footprint tile when there is one, else into the gradient.
+__device__ __forceinline__ void scatter(float* tile, int row0, int col0, int tile_w, int tile_size, float* plane, long long plane_size,
+                                        int width, int k, int y, int x, float w)
+{
+    if (tile) atomicAdd(tile + k * tile_size + (y - row0) * tile_w + (x - col0), w);
+    else atomicAdd(plane + k * plane_size + (long long)y * width + x, w);
+}
+
 extern "C" __global__ void roi_align_backward_kernel(const roi_align_args a)
 {
     __shared__ roi_geometry shared;
+    __shared__ float footprint[ROI_ALIGN_BACKWARD_CHANNELS * ROI_ALIGN_FOOTPRINT];
     const float* dout = reinterpret_cast<const float*>(a.output);
     const int bins = a.pooled_height * a.pooled_width;
     const int per_roi = a.channels * bins;
-    const int work = (a.channels + ROI_ALIGN_CHANNELS - 1) / ROI_ALIGN_CHANNELS * bins;
+    const int groups = (a.channels + ROI_ALIGN_BACKWARD_CHANNELS - 1) / ROI_ALIGN_BACKWARD_CHANNELS;
     const long long rois = roi_count(a);
     for (long long r = blockIdx.y; r < rois; r += gridDim.y) {
         const roi_geometry g = load_roi(a, r, shared);
         const roi_align_level level = a.levels[g.level];
         const long long plane_size = (long long)level.height * level.width;
         const int samples = g.grid_h * g.grid_w;
-        if (g.valid && level.data && samples > 0) {   // uniform across the block
-            for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < work; j += gridDim.x * blockDim.x) {
-                const int group = j / bins;
-                const int bin = j - group * bins;
-                const int c0 = group * ROI_ALIGN_CHANNELS;
-                const int channels = min(ROI_ALIGN_CHANNELS, a.channels - c0);
-                const int ph = bin / a.pooled_width;
-                const int pw = bin - ph * a.pooled_width;
+        if (g.valid && level.data && g.grid_h > 0 && g.grid_w > 0) {   // uniform across the block
+            // the RoI's footprint: from the first sample of the first bin to the last sample of the last bin, per axis
+            const int fr0 = first_tap(sample_at(bin_start(g.y0, 0, g.bin_h), 0, g.step_h), level.height);
+            const int fc0 = first_tap(sample_at(bin_start(g.x0, 0, g.bin_w), 0, g.step_w), level.width);
+            const int fr1 = min(first_tap(sample_at(bin_start(g.y0, a.pooled_height - 1, g.bin_h), g.grid_h - 1, g.step_h), level.height) + 1,
+                                level.height - 1);
+            const int fc1 = min(first_tap(sample_at(bin_start(g.x0, a.pooled_width - 1, g.bin_w), g.grid_w - 1, g.step_w), level.width) + 1,
+                                level.width - 1);
+            const int tile_h = fr1 - fr0 + 1, tile_w = fc1 - fc0 + 1;
+            const bool tiled = tile_h >= 1 && tile_w >= 1 && (long long)tile_h * tile_w <= ROI_ALIGN_FOOTPRINT;
+            const int tile_size = tiled ? tile_h * tile_w : 0;
+            float* tile = tiled ? footprint : nullptr;
+            for (int group = blockIdx.x; group < groups; group += gridDim.x) {
+                const int c0 = group * ROI_ALIGN_BACKWARD_CHANNELS;
+                const int channels = min(ROI_ALIGN_BACKWARD_CHANNELS, a.channels - c0);
                 float* plane = reinterpret_cast<float*>(level.data) + ((long long)g.batch * a.channels + c0) * plane_size;
-                const float* first_dout = dout + r * per_roi + (long long)c0 * bins + bin;
-                float scaled[ROI_ALIGN_CHANNELS];
+                if (tiled) {
+                    for (int i = threadIdx.x; i < channels * tile_size; i += blockDim.x) footprint[i] = 0.0f;
+                    __syncthreads();
+                }
+                for (int bin = threadIdx.x; bin < bins; bin += blockDim.x) {
+                    const int ph = bin / a.pooled_width;
+                    const int pw = bin - ph * a.pooled_width;
+                    const float* first_dout = dout + r * per_roi + (long long)c0 * bins + bin;
+                    float scaled[ROI_ALIGN_BACKWARD_CHANNELS];
 #pragma unroll
-                for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k) scaled[k] = k < channels ? first_dout[(long long)k * bins] / samples : 0.0f;
-                const double y_start = bin_start(g.y0, ph, g.bin_h), x_start = bin_start(g.x0, pw, g.bin_w);
-                // the pixels this bin can touch: from the first sample's taps to the last sample's
-                const int row0 = first_tap(sample_at(y_start, 0, g.step_h), level.height);
-                const int col0 = first_tap(sample_at(x_start, 0, g.step_w), level.width);
-                const int row1 = min(first_tap(sample_at(y_start, g.grid_h - 1, g.step_h), level.height) + 1, level.height - 1);
-                const int col1 = min(first_tap(sample_at(x_start, g.grid_w - 1, g.step_w), level.width) + 1, level.width - 1);
-                if (row1 - row0 < ROI_ALIGN_TILE && col1 - col0 < ROI_ALIGN_TILE) {
-                    float ys[ROI_ALIGN_TILE], xs[ROI_ALIGN_TILE];
+                    for (int k = 0; k < ROI_ALIGN_BACKWARD_CHANNELS; ++k) scaled[k] = k < channels ? first_dout[(long long)k * bins] / samples : 0.0f;
+                    const double y_start = bin_start(g.y0, ph, g.bin_h), x_start = bin_start(g.x0, pw, g.bin_w);
+                    // the pixels this bin can touch: from its first sample's taps to its last sample's
+                    const int row0 = first_tap(sample_at(y_start, 0, g.step_h), level.height);
+                    const int col0 = first_tap(sample_at(x_start, 0, g.step_w), level.width);
+                    const int row1 = min(first_tap(sample_at(y_start, g.grid_h - 1, g.step_h), level.height) + 1, level.height - 1);
+                    const int col1 = min(first_tap(sample_at(x_start, g.grid_w - 1, g.step_w), level.width) + 1, level.width - 1);
+                    if (row1 - row0 < ROI_ALIGN_TILE && col1 - col0 < ROI_ALIGN_TILE) {
+                        float ys[ROI_ALIGN_TILE], xs[ROI_ALIGN_TILE];
 #pragma unroll
-                    for (int u = 0; u < ROI_ALIGN_TILE; ++u) ys[u] = xs[u] = 0.0f;
-                    for (int iy = 0; iy < g.grid_h; ++iy) {
-                        axis_taps t;
-                        if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, t)) continue;
+                        for (int u = 0; u < ROI_ALIGN_TILE; ++u) ys[u] = xs[u] = 0.0f;
+                        for (int iy = 0; iy < g.grid_h; ++iy) {
+                            axis_taps t;
+                            if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, t)) continue;
 #pragma unroll
-                        for (int u = 0; u < ROI_ALIGN_TILE; ++u)
-                            ys[u] += (u == t.lo - row0 ? t.h : 0.0f) + (u == t.hi - row0 ? t.l : 0.0f);
-                    }
-                    for (int ix = 0; ix < g.grid_w; ++ix) {
-                        axis_taps t;
-                        if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, t)) continue;
-#pragma unroll
-                        for (int v = 0; v < ROI_ALIGN_TILE; ++v)
-                            xs[v] += (v == t.lo - col0 ? t.h : 0.0f) + (v == t.hi - col0 ? t.l : 0.0f);
-                    }
-#pragma unroll
-                    for (int u = 0; u < ROI_ALIGN_TILE; ++u) {
-                        if (u > row1 - row0 || ys[u] == 0.0f) continue;
-                        const long long row = (long long)(row0 + u) * level.width + col0;
-#pragma unroll
-                        for (int v = 0; v < ROI_ALIGN_TILE; ++v) {
-                            const float w = ys[u] * xs[v];
-                            if (v > col1 - col0 || w == 0.0f) continue;
-#pragma unroll
-                            for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k)
-                                if (k < channels) atomicAdd(plane + k * plane_size + row + v, w * scaled[k]);
+                            for (int u = 0; u < ROI_ALIGN_TILE; ++u)
+                                ys[u] += (u == t.lo - row0 ? t.h : 0.0f) + (u == t.hi - row0 ? t.l : 0.0f);
                         }
-                    }
-                } else {
-                    for (int iy = 0; iy < g.grid_h; ++iy) {
-                        axis_taps ty;
-                        if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, ty)) continue;
                         for (int ix = 0; ix < g.grid_w; ++ix) {
-                            axis_taps tx;
-                            if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, tx)) continue;
-                            const long long lo_lo = (long long)ty.lo * level.width + tx.lo, lo_hi = (long long)ty.lo * level.width + tx.hi;
-                            const long long hi_lo = (long long)ty.hi * level.width + tx.lo, hi_hi = (long long)ty.hi * level.width + tx.hi;
-                            for (int k = 0; k < channels; ++k) {
-                                float* p = plane + k * plane_size;
-                                atomicAdd(p + lo_lo, ty.h * tx.h * scaled[k]);
-                                atomicAdd(p + lo_hi, ty.h * tx.l * scaled[k]);
-                                atomicAdd(p + hi_lo, ty.l * tx.h * scaled[k]);
-                                atomicAdd(p + hi_hi, ty.l * tx.l * scaled[k]);
+                            axis_taps t;
+                            if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, t)) continue;
+#pragma unroll
+                            for (int v = 0; v < ROI_ALIGN_TILE; ++v)
+                                xs[v] += (v == t.lo - col0 ? t.h : 0.0f) + (v == t.hi - col0 ? t.l : 0.0f);
+                        }
+#pragma unroll
+                        for (int u = 0; u < ROI_ALIGN_TILE; ++u) {
+                            if (u > row1 - row0 || ys[u] == 0.0f) continue;
+#pragma unroll
+                            for (int v = 0; v < ROI_ALIGN_TILE; ++v) {
+                                const float w = ys[u] * xs[v];
+                                if (v > col1 - col0 || w == 0.0f) continue;
+#pragma unroll
+                                for (int k = 0; k < ROI_ALIGN_BACKWARD_CHANNELS; ++k)
+                                    if (k < channels)
+                                        scatter(tile, fr0, fc0, tile_w, tile_size, plane, plane_size, level.width, k, row0 + u, col0 + v, w * scaled[k]);
+                            }
+                        }
+                    } else {
+                        for (int iy = 0; iy < g.grid_h; ++iy) {
+                            axis_taps ty;
+                            if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, ty)) continue;
+                            for (int ix = 0; ix < g.grid_w; ++ix) {
+                                axis_taps tx;
+                                if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, tx)) continue;
+                                for (int k = 0; k < channels; ++k) {
+                                    scatter(tile, fr0, fc0, tile_w, tile_size, plane, plane_size, level.width, k, ty.lo, tx.lo, ty.h * tx.h * scaled[k]);
+                                    scatter(tile, fr0, fc0, tile_w, tile_size, plane, plane_size, level.width, k, ty.lo, tx.hi, ty.h * tx.l * scaled[k]);
+                                    scatter(tile, fr0, fc0, tile_w, tile_size, plane, plane_size, level.width, k, ty.hi, tx.lo, ty.l * tx.h * scaled[k]);
+                                    scatter(tile, fr0, fc0, tile_w, tile_size, plane, plane_size, level.width, k, ty.hi, tx.hi, ty.l * tx.l * scaled[k]);
+                                }
                             }
                         }
                     }
+                }
+                if (tiled) {
+                    __syncthreads();
+                    for (int i = threadIdx.x; i < channels * tile_size; i += blockDim.x) {
+                        const float w = footprint[i];
+                        if (w == 0.0f) continue;
+                        const int k = i / tile_size;
+                        const int cell = i - k * tile_size;
+                        const int y = cell / tile_w;
+                        atomicAdd(plane + k * plane_size + (long long)(fr0 + y) * level.width + fc0 + (cell - y * tile_w), w);
+                    }
+                    __syncthreads();   // the next group clears the tile only after every thread has flushed this one
                 }
             }
         }

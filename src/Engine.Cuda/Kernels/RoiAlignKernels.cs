@@ -120,14 +120,14 @@ public sealed class RoiAlignKernels(CudaDevice device, KernelCompiler compiler)
             var clear = LaunchConfig.GridStride(Device, largest);
             Launch(ZeroKernel, clear with { Grid = clear.Grid with { Y = (uint)shapes.Count } }, stream, args);
         }
-        if (args.Count > 0) Launch(BackwardKernel, PerRoi(args, rois.Shape[0]), stream, args);
+        if (args.Count > 0) Launch(BackwardKernel, PerRoiGroup(args, rois.Shape[0]), stream, args);
     }
 
-    /// <summary>ROI_ALIGN_CHANNELS of the kernel: channels one thread pools for one bin. The grid is sized with it; the
-    /// kernels' loops cover any grid, so it only affects speed.</summary>
+    /// <summary>ROI_ALIGN_CHANNELS of the kernel: channels one forward thread pools for one bin. The grid is sized with
+    /// it; the kernel's loops cover any grid, so it only affects speed.</summary>
     public const int ChannelsPerThread = 4;
 
-    /// <summary>The forward and backward grid: y over the RoIs (the kernels stride past 65535), x over one RoI's
+    /// <summary>The forward grid: y over the RoIs (the kernel strides past 65535), x over one RoI's
     /// ceil(C / ChannelsPerThread)·Ph·Pw work items in blocks of up to 256 threads.</summary>
     private LaunchConfig PerRoi(in RoiAlignArgs args, long rois)
     {
@@ -135,6 +135,18 @@ public sealed class RoiAlignKernels(CudaDevice device, KernelCompiler compiler)
         var threads = (int)Math.Min(256, (perRoi + 31) / 32 * 32);
         var blocksX = Math.Min((perRoi + threads - 1) / threads, Device.MaxGridDimX);
         return new LaunchConfig(new Dim3((uint)blocksX, (uint)Math.Min(rois, 65535)), new Dim3((uint)threads));
+    }
+
+    /// <summary>ROI_ALIGN_BACKWARD_CHANNELS of the kernel: channels one backward block handles for one RoI.</summary>
+    public const int BackwardChannelsPerBlock = 4;
+
+    /// <summary>The backward grid: y over the RoIs, x over groups of <see cref="BackwardChannelsPerBlock"/> channels,
+    /// a thread per bin (up to 256; the kernel loops over more).</summary>
+    private LaunchConfig PerRoiGroup(in RoiAlignArgs args, long rois)
+    {
+        var groups = (args.Channels + BackwardChannelsPerBlock - 1) / BackwardChannelsPerBlock;
+        var threads = Math.Min(256, (args.PooledHeight * args.PooledWidth + 31) / 32 * 32);
+        return new LaunchConfig(new Dim3((uint)Math.Min(groups, Device.MaxGridDimX), (uint)Math.Min(rois, 65535)), new Dim3((uint)threads));
     }
 
     private static bool Overlap(DeviceView a, DeviceView b) =>

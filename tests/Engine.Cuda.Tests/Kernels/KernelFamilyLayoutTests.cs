@@ -68,5 +68,6 @@ public sealed class KernelFamilyLayoutTests : IDisposable
         var roiAlign = File.ReadAllText(Path.Combine(folder, RoiAlignKernels.SourceFile));
         Assert.Contains($"#define ROI_ALIGN_MAX_LEVELS {RoiAlignKernels.MaxLevels}\n", roiAlign);
         Assert.Contains($"#define ROI_ALIGN_CHANNELS {RoiAlignKernels.ChannelsPerThread}\n", roiAlign);
+        Assert.Contains($"#define ROI_ALIGN_BACKWARD_CHANNELS {RoiAlignKernels.BackwardChannelsPerBlock}\n", roiAlign);
     }
 }
