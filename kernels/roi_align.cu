@@ -20,16 +20,16 @@
 // An RoI whose batch index is not an integer in [0, N) or whose level is outside [0, levels) pools to NaN in the
 // forward (so the error shows in the output) and scatters nothing in the backward.
 //
-// Launch: blockIdx.y strides over the RoIs (any grid height up to 65535), the x dimension over one RoI's
-// ceil(C / ROI_ALIGN_CHANNELS)·Ph·Pw work items (any width and block size); one thread per block computes the RoI's
-// geometry into shared memory. The forward has one thread per bin (r, ph, pw) and group of ROI_ALIGN_CHANNELS
-// channels (the bin's taps are computed once for the group), over all levels at once. The backward is two
-// launches on one stream: roi_align_zero_kernel (blockIdx.y = level) clears every level's gradient (levels with a
-// null gradient pointer are skipped), then roi_align_backward_kernel scatters with atomicAdd, one thread per element
-// of dout; a block takes one RoI and ROI_ALIGN_BACKWARD_CHANNELS channels, a thread one bin of those channels. A bin's
-// weights are separable per axis (see ROI_ALIGN_TILE), so a thread adds each pixel its bin touches once per channel,
-// into a shared tile of the RoI's footprint that the block then adds to the gradient, one atomic per touched pixel
-// and channel (see ROI_ALIGN_FOOTPRINT).
+// Launch: blockIdx.y strides over the RoIs in both kernels (any grid height up to 65535), and one thread per block
+// computes the RoI's geometry into shared memory. Forward: the x dimension strides over the RoI's
+// ceil(C / ROI_ALIGN_CHANNELS)·Ph·Pw work items (any width and block size), one per bin (ph, pw) and group of
+// ROI_ALIGN_CHANNELS channels (the bin's taps are computed once for the group), over all levels at once. Backward,
+// two launches on one stream: roi_align_zero_kernel (blockIdx.y = level) clears every level's gradient (levels with a
+// null gradient pointer are skipped), then roi_align_backward_kernel, where blockIdx.x strides over groups of
+// ROI_ALIGN_BACKWARD_CHANNELS channels and the threads over the bins (any block size). A bin's weights are separable
+// per axis (see ROI_ALIGN_TILE), so a thread adds each pixel its bin touches once per channel, into a shared tile of
+// the RoI's footprint that the block then adds to the gradient with atomicAdd, once per touched pixel and channel
+// (see ROI_ALIGN_FOOTPRINT).
 // Synchronization: none on the host. The backward's atomics make the gradient's last bits depend on the order in
 // which threads add (not bit-reproducible from run to run, unlike the CPU backend).
 #include "common.cuh"
