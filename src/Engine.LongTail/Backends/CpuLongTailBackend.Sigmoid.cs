@@ -253,7 +253,8 @@ public sealed unsafe partial class CpuLongTailBackend
         {
             var label = y[i];
             if (label >= c) continue;
-            TensorPrimitives.SoftMax(new ReadOnlySpan<float>(z + (long)i * k, c), s);
+            new ReadOnlySpan<float>(z + (long)i * k, c).CopyTo(s);
+            StableSoftmax(s);
             var row = new Span<float>(a + label * c, c);
             TensorPrimitives.Add(row, s, row);
             cnt[label] += 1f;

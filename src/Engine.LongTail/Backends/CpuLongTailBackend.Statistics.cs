@@ -111,8 +111,8 @@ public sealed unsafe partial class CpuLongTailBackend
     }
 
     /// <summary>Softmax of a row in place, the maximum subtracted first. TensorPrimitives.SoftMax does not subtract
-    /// it, and calibrated logits of a class with a tiny running variance reach 1e6 (z / σ with σ ≥ √1e-11), where
-    /// exp overflows and the row becomes NaN.</summary>
+    /// it, so a logit above 88.7 overflows exp and the row becomes NaN: calibrated logits of a class with a tiny
+    /// running variance reach 1e6 (z / σ with σ ≥ √1e-11), and FCBL's confusion update sees raw logits.</summary>
     private static void StableSoftmax(Span<float> row)
     {
         if (row.IsEmpty) return;

@@ -43,6 +43,24 @@ public class FcblLossTests
         }
     }
 
+    [Fact]
+    public void ConfusionStaysFiniteForLogitsBeyondExpRange()
+    {
+        // |z| up to 300, past exp's float range (88.7): a softmax that does not subtract the row maximum makes ∞ / ∞ = NaN
+        // rows in A, and every later margin NaN
+        var g = TestUtil.Fresh(out var seed);
+        const int n = 24, c = 7;
+        using var loss = new FcblLoss(c);
+        var z = TestUtil.Logits(g, n, c + 1, -300, 300);
+        var y = TestUtil.Labels(g, n, c, 0.2);
+        TestUtil.LossAndGrad(loss, z, y);
+        var a = new double[c * c];
+        var counts = new double[c];
+        FcblAccumulate(z, y, c, a, counts);
+        using var state = loss.StateDict();
+        TestUtil.AssertClose(a, state["confusion"].ToDoubleArray(), "confusion with logits up to ±300", seed, 1e-5, 1e-5);
+    }
+
     /// <summary>The mask compares probabilities; where π_j and the bar min(π_y, τ) are within float32 rounding of each
     /// other (a few ulps of σ, plus the rounding of 1 − π_C for the τ test) either decision is right, so the reference
     /// takes the engine's (gradient ≠ 0 ⇔ kept). Everywhere else the decisions must agree.</summary>
