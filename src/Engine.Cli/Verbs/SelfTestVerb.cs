@@ -1,13 +1,16 @@
 // `engine selftest`: runs every op on each available device against its double reference with fresh random
-// inputs and prints one row per comparison; exits non-zero if any row fails.
+// inputs and prints one row per comparison; exits non-zero if any row fails. The rows cover Engine.Core's ops and
+// the detection and long-tail ops (their CUDA backends are registered with the core one).
 using CommandLine;
-using Engine.Cuda.Backend;
+using Engine.Cuda.Ops;
+using Engine.Detection.Diagnostics;
 using Engine.Diagnostics;
+using Engine.LongTail.Diagnostics;
 using Spectre.Console;
 
 namespace Engine.Cli.Verbs;
 
-[Verb("selftest", HelpText = "Check every op (forward and gradients) against its double-precision reference on random inputs, on each available device.")]
+[Verb("selftest", HelpText = "Check every op (forward and gradients; the core, detection and long-tail ops) against its double-precision reference on random inputs, on each available device.")]
 public sealed class SelfTestVerb : IVerb
 {
     [Option("device", HelpText = "cpu, cuda, cuda:N, or all (every available device; the default).", Default = "all")]
@@ -21,6 +24,8 @@ public sealed class SelfTestVerb : IVerb
 
     public int Run()
     {
+        DetectionSelfTest.Register();
+        LongTailSelfTest.Register();
         var devices = ResolveDevices();
         var seed = Seed ?? (ulong)Random.Shared.NextInt64();
         var table = new Table().Border(TableBorder.Rounded)
@@ -49,7 +54,7 @@ public sealed class SelfTestVerb : IVerb
     private List<Device> ResolveDevices()
     {
         // The CUDA backend joins where a device exists; without one, cuda is simply not among "all".
-        var cuda = CudaBackendRegistration.TryRegister(out var noCuda);
+        var cuda = CudaOpsRegistration.TryRegister(out var noCuda);
         if (!DeviceName.Equals("all", StringComparison.OrdinalIgnoreCase))
         {
             var d = Device.Parse(DeviceName);

@@ -1,7 +1,8 @@
 // Checks of every op against its double reference on fresh random inputs, run by `engine selftest` on each
 // available device. Each check returns the norm-wise relative error max|engine − reference| / max|reference|
 // of one output (forward result or an input gradient); it passes when that is within the check's tolerance.
-// Op families register their checks in SelfTestChecks.*.cs files.
+// Op families register their checks in SelfTestChecks.*.cs files; assemblies above Engine.Core (the detection and
+// long-tail ops) add theirs with Register.
 using Engine.Reference;
 
 namespace Engine.Diagnostics;
@@ -20,11 +21,29 @@ public static partial class SelfTest
     /// <summary>Every registered check, in family order.</summary>
     public static IReadOnlyList<SelfTestCheck> Checks => AllChecks().ToList();
 
+    private static readonly Lock Gate = new();
+    private static readonly List<(string Family, Func<IEnumerable<SelfTestCheck>> Checks)> Families = [];
+
+    /// <summary>Adds the checks of an op family defined outside Engine.Core; they run after the core checks, families
+    /// in the order registered. Registering a family name again replaces its checks.</summary>
+    public static void Register(string family, Func<IEnumerable<SelfTestCheck>> checks)
+    {
+        lock (Gate)
+        {
+            Families.RemoveAll(f => f.Family == family);
+            Families.Add((family, checks));
+        }
+    }
+
     private static IEnumerable<SelfTestCheck> AllChecks()
     {
         foreach (var c in ElementwiseChecks()) yield return c;
         foreach (var c in ReductionChecks()) yield return c;
         foreach (var c in MoreChecks()) yield return c;
+        List<Func<IEnumerable<SelfTestCheck>>> added;
+        lock (Gate) added = Families.Select(f => f.Checks).ToList();
+        foreach (var family in added)
+            foreach (var c in family()) yield return c;
     }
 
     /// <summary>Checks added by other op families (SelfTestChecks.*.cs).</summary>

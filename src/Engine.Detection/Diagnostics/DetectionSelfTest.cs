@@ -1,0 +1,109 @@
+// `engine selftest` rows of the detection ops: multi-level ROIAlign (forward and the gradient of every level) and
+// class-aware NMS, on the device asked for, against the double references (RoiAlignReference, BoxReference.Nms).
+// The CLI registers them with SelfTest.Register; on cuda:N they run the CUDA detection backend's kernels.
+using Engine.Detection.Reference;
+using Engine.Diagnostics;
+using Engine.Reference;
+
+namespace Engine.Detection.Diagnostics;
+
+public static class DetectionSelfTest
+{
+    // ROIAlign forward: a weighted sum of at most a few dozen float taps per output, weights rounded to float: 1e-5 of
+    // the largest output. Backward: the same taps scattered, up to a few hundred additions per pixel (atomics on the
+    // GPU, in any order): 1e-4.
+    private const double ForwardTolerance = 1e-5, BackwardTolerance = 1e-4;
+
+    /// <summary>Adds these checks to <see cref="SelfTest"/> (family "detection").</summary>
+    public static void Register() => SelfTest.Register("detection", Checks);
+
+    public static IEnumerable<SelfTestCheck> Checks()
+    {
+        yield return new SelfTestCheck("roi_align", RoiAlignCheck);
+        yield return new SelfTestCheck("batched_nms", BatchedNmsCheck);
+    }
+
+    private static IEnumerable<SelfTestResult> RoiAlignCheck(Device device, Generator g)
+    {
+        // three levels of a 68 × 52 image pair (strides 4, 8, 16), an odd channel count, RoIs spread over the levels
+        int[][] shapes = [[2, 5, 13, 17], [2, 5, 7, 9], [2, 5, 4, 5]];
+        double[] scales = [1.0 / 4, 1.0 / 8, 1.0 / 16];
+        const int rois = 23, ph = 3, pw = 4;
+        var levels = shapes.Select(s => RefTensor.Random(g, s)).ToList();
+        var boxes = new double[rois * 5];
+        var levelOf = new long[rois];
+        for (var i = 0; i < rois; i++)
+        {
+            var (x1, y1) = (g.NextDouble() * 60, g.NextDouble() * 44);
+            boxes[i * 5] = g.NextInt64(2);
+            boxes[i * 5 + 1] = x1;
+            boxes[i * 5 + 2] = y1;
+            boxes[i * 5 + 3] = x1 + 1 + g.NextDouble() * 40;
+            boxes[i * 5 + 4] = y1 + 1 + g.NextDouble() * 30;
+            levelOf[i] = g.NextInt64(shapes.Length);
+        }
+        // the reference sees the float32 coordinates the engine sees (the adaptive grid is ceil(size / bins))
+        for (var i = 0; i < boxes.Length; i++) boxes[i] = (float)boxes[i];
+        var features = levels.Select(l => SelfTest.Upload(l, device, requiresGrad: true)).ToList();
+        try
+        {
+            using var r = SelfTest.Upload(new RefTensor([rois, 5], boxes), device);
+            using var hostLevels = Tensor.From(levelOf, [rois]);
+            using var level = hostLevels.To(device);
+            using var y = DetectionOps.MultiLevelRoiAlign(features, scales, r, level, (ph, pw), samplingRatio: 0, aligned: true);
+            var expected = RoiAlignReference.Forward(levels, scales, boxes, levelOf, ph, pw, 0, true);
+            yield return SelfTest.Compare("roi_align", "forward", device, expected, y, ForwardTolerance);
+            var u = RefTensor.Random(g, [rois, shapes[0][1], ph, pw]);
+            using var gy = SelfTest.Upload(u, device);
+            y.Backward(gy);
+            var grads = RoiAlignReference.Backward(shapes, scales, boxes, levelOf, ph, pw, 0, true, u);
+            for (var l = 0; l < shapes.Length; l++)
+                yield return SelfTest.Compare("roi_align", $"grad level {l}", device, grads[l], features[l].Grad!, BackwardTolerance);
+        }
+        finally
+        {
+            foreach (var f in features) f.Dispose();
+        }
+    }
+
+    private static IEnumerable<SelfTestResult> BatchedNmsCheck(Device device, Generator g)
+    {
+        // 61 overlapping boxes of 5 classes: the kept indices must equal the definition's, in the same order
+        const int count = 61, classes = 5;
+        var boxes = new double[count * 4];
+        var scores = new double[count];
+        var ids = new long[count];
+        for (var i = 0; i < count; i++)
+        {
+            var (cx, cy, w, h) = (g.NextDouble() * 40, g.NextDouble() * 40, 4 + g.NextDouble() * 16, 4 + g.NextDouble() * 16);
+            boxes[i * 4] = cx - w / 2;
+            boxes[i * 4 + 1] = cy - h / 2;
+            boxes[i * 4 + 2] = cx + w / 2;
+            boxes[i * 4 + 3] = cy + h / 2;
+            scores[i] = g.NextDouble();
+            ids[i] = g.NextInt64(classes);
+        }
+        // the reference sees the float32 values the engine sees
+        var floatBoxes = boxes.Select(v => (double)(float)v).ToArray();
+        var floatScores = scores.Select(v => (double)(float)v).ToArray();
+        var expected = BoxReference.Nms(floatBoxes, floatScores, ids, 0.5);
+        using var b = SelfTest.Upload(new RefTensor([count, 4], floatBoxes), device);
+        using var s = SelfTest.Upload(new RefTensor([count], floatScores), device);
+        using var hostIds = Tensor.From(ids, [count]);
+        using var c = hostIds.To(device);
+        using var keep = DetectionOps.BatchedNms(b, s, c, 0.5);
+        var actual = keep.ToArray<long>();
+        var same = actual.AsSpan().SequenceEqual(expected);
+        yield return new SelfTestResult("batched_nms", "kept indices", device, same ? 0 : double.PositiveInfinity, 0,
+                                        same ? null : $"kept {actual.Length} boxes, the definition keeps {expected.Length}" +
+                                                      $" (first difference at position {FirstDifference(actual, expected)})");
+    }
+
+    private static int FirstDifference(long[] a, long[] b)
+    {
+        var n = Math.Min(a.Length, b.Length);
+        for (var i = 0; i < n; i++)
+            if (a[i] != b[i]) return i;
+        return n;
+    }
+}

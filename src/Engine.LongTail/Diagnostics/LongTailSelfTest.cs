@@ -1,0 +1,105 @@
+// `engine selftest` rows of the long-tail ops: BAGS group softmax and log-softmax (forward and gradient) and LogN's
+// running statistics and calibration (with and without softmax), on the device asked for, against the double
+// references (SoftmaxLossReference, LogitNormReference). The CLI registers them with SelfTest.Register; on cuda:N
+// they run the CUDA long-tail backend's kernels.
+using Engine.Diagnostics;
+using Engine.LongTail.Reference;
+using Engine.Reference;
+
+namespace Engine.LongTail.Diagnostics;
+
+public static class LongTailSelfTest
+{
+    // softmax within a group and its gradient: float exp and sums over at most a few hundred terms: 1e-5 / 1e-4 of
+    // the largest value. LogN statistics: float data, double sums in the engine: 1e-5. Calibration: (z − shift) / sd
+    // rounded to float: 1e-5.
+    private const double Tolerance = 1e-5, GradientTolerance = 1e-4;
+
+    /// <summary>Adds these checks to <see cref="SelfTest"/> (family "long-tail").</summary>
+    public static void Register() => SelfTest.Register("long-tail", Checks);
+
+    public static IEnumerable<SelfTestCheck> Checks()
+    {
+        yield return new SelfTestCheck("group_softmax", (d, g) => GroupSoftmaxCheck(d, g, log: false));
+        yield return new SelfTestCheck("group_log_softmax", (d, g) => GroupSoftmaxCheck(d, g, log: true));
+        yield return new SelfTestCheck("logn_statistics", LogNStatisticsCheck);
+        yield return new SelfTestCheck("logn_calibrate", LogNCalibrateCheck);
+    }
+
+    private static IEnumerable<SelfTestResult> GroupSoftmaxCheck(Device device, Generator g, bool log)
+    {
+        var name = log ? "group_log_softmax" : "group_softmax";
+        // odd rows; groups of 1 (background), a few, and a long one, as BAGS lays out its "others" columns
+        long[] offsets = [0, 1, 4, 11, 12, 157];
+        var (n, k) = (1 + 2 * (int)g.NextInt64(9), (int)offsets[^1]);
+        var x = RefTensor.Random(g, [n, k], -6, 6);
+        using var xt = SelfTest.Upload(x, device, requiresGrad: true);
+        using var hostOffsets = Tensor.From(offsets, [offsets.Length]);
+        using var o = hostOffsets.To(device);
+        using var y = LongTailOps.GroupSoftmax(xt, o, log);
+        yield return SelfTest.Compare(name, "forward", device, new RefTensor([n, k], SoftmaxLossReference.GroupSoftmax(x.Data, n, k, offsets, log)), y, Tolerance);
+        var u = RefTensor.Random(g, [n, k]);
+        using var gy = SelfTest.Upload(u, device);
+        y.Backward(gy);
+        yield return SelfTest.Compare(name, "grad x", device,
+                                      new RefTensor([n, k], SoftmaxLossReference.GroupSoftmaxBackward(x.Data, n, k, offsets, log, u.Data)), xt.Grad!,
+                                      GradientTolerance);
+    }
+
+    private static IEnumerable<SelfTestResult> LogNStatisticsCheck(Device device, Generator g)
+    {
+        var (n, k) = (3 + 2 * (int)g.NextInt64(20), 1 + 2 * (int)g.NextInt64(300));
+        const double momentum = 0.1;
+        var z = RefTensor.Random(g, [n, k], -5, 5);
+        var mean = RefTensor.Random(g, [k], -1, 1);
+        var variance = RefTensor.Random(g, [k], 0.1, 2);
+        using var zt = SelfTest.Upload(z, device);
+        using var m = SelfTest.Upload(mean, device);
+        using var v = SelfTest.Upload(variance, device);
+        LongTailBackends.For(device).UpdateRunningStatistics(zt, momentum, m, v);
+        var (em, ev) = (mean.Data.Select(x => (double)(float)x).ToArray(), variance.Data.Select(x => (double)(float)x).ToArray());
+        LogitNormReference.EmaUpdate(z.Data.Select(x => (double)(float)x).ToArray(), n, k, momentum, em, ev);
+        yield return SelfTest.Compare("logn_statistics", "running mean", device, new RefTensor([k], em), m, Tolerance);
+        yield return SelfTest.Compare("logn_statistics", "running variance", device, new RefTensor([k], ev), v, Tolerance);
+    }
+
+    private static IEnumerable<SelfTestResult> LogNCalibrateCheck(Device device, Generator g)
+    {
+        // C foreground columns and the background last; shift μ − min μ and sd √max(v, 1e-11) per foreground column,
+        // 0 and 1 for the background, which calibration leaves as it is
+        var (n, c) = (1 + 2 * (int)g.NextInt64(20), 2 + 2 * (int)g.NextInt64(300));
+        var k = c + 1;
+        var z = RefTensor.Random(g, [n, k], -5, 5);
+        var mean = RefTensor.Random(g, [k], -2, 1).Data.Select(x => (double)(float)x).ToArray();
+        var variance = RefTensor.Random(g, [k], 0.05, 3).Data.Select(x => (double)(float)x).ToArray();
+        var beta = mean.Take(c).Min();
+        var shift = Enumerable.Range(0, k).Select(j => j < c ? mean[j] - beta : 0).ToArray();
+        var sd = Enumerable.Range(0, k).Select(j => j < c ? Math.Sqrt(Math.Max(variance[j], 1e-11)) : 1).ToArray();
+        var expected = LogitNormReference.Calibrate(z.Data.Select(x => (double)(float)x).ToArray(), n, c, mean, variance);
+        using var zt = SelfTest.Upload(z, device);
+        using var s = SelfTest.Upload(new RefTensor([k], shift), device);
+        using var d = SelfTest.Upload(new RefTensor([k], sd), device);
+        foreach (var softmax in new[] { false, true })
+        {
+            using var y = Tensor.Empty([n, k], DType.Float32, device);
+            LongTailBackends.For(device).Calibrate(zt, s, d, softmax, y);
+            var reference = softmax ? Softmax(expected, n, k) : expected;
+            yield return SelfTest.Compare("logn_calibrate", softmax ? "scores" : "logits", device, new RefTensor([n, k], reference), y, Tolerance);
+        }
+    }
+
+    private static double[] Softmax(double[] x, int n, int k)
+    {
+        var y = new double[x.Length];
+        for (var i = 0; i < n; i++)
+        {
+            var row = x.AsSpan(i * k, k);
+            var max = double.NegativeInfinity;
+            foreach (var v in row) max = Math.Max(max, v);
+            double sum = 0;
+            foreach (var v in row) sum += Math.Exp(v - max);
+            for (var j = 0; j < k; j++) y[i * k + j] = Math.Exp(row[j] - max) / sum;
+        }
+        return y;
+    }
+}

@@ -1,0 +1,28 @@
+// The detection rows of `engine selftest` on the CPU: every row passes on fresh seeds, the rows are the ones listed,
+// and registering the family twice does not repeat them. (On a GPU the same rows run the CUDA backend's kernels.)
+using Engine.Detection.Diagnostics;
+using Engine.Diagnostics;
+using Engine.Tests;
+
+namespace Engine.Detection.Tests.Diagnostics;
+
+public class DetectionSelfTestTests
+{
+    private static readonly string[] Ops = ["roi_align", "batched_nms"];
+
+    [Fact]
+    public void EveryRowPassesOnTheCpuAndRegisteringTwiceAddsNothing()
+    {
+        DetectionSelfTest.Register();
+        DetectionSelfTest.Register();
+        for (var round = 0; round < 4; round++)
+        {
+            TestUtil.Fresh(out var seed);
+            var results = SelfTest.Run(Device.Cpu, seed, c => Ops.Contains(c.Op)).ToList();
+            Assert.Equal(["roi_align forward", "roi_align grad level 0", "roi_align grad level 1", "roi_align grad level 2", "batched_nms kept indices"],
+                         results.Select(r => $"{r.Op} {r.Part}"));
+            var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
+            Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
+        }
+    }
+}
