@@ -8,8 +8,14 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repeats="${1:-50}"
-out="${ENGINE_BENCH_OUT:-$(mktemp -d /tmp/engine-cuda-bench.XXXXXX)}"
-mkdir -p "$out"
+# the inputs take about 0.5 GB: a temporary folder, removed at the end, unless ENGINE_BENCH_OUT names one to keep
+if [ -n "${ENGINE_BENCH_OUT:-}" ]; then
+  out="$ENGINE_BENCH_OUT"
+  mkdir -p "$out"
+else
+  out="$(mktemp -d /tmp/engine-cuda-bench.XXXXXX)"
+  trap 'rm -rf "$out"' EXIT
+fi
 python3 "$here/torch_peer.py" "$out" "$repeats" > "$out/torch.log"
 if [ -n "${ENGINE_BENCH_CUDA:-}" ]; then
   dotnet exec "$ENGINE_BENCH_CUDA" "$out" "$repeats"
