@@ -41,9 +41,9 @@ public sealed class CalibrateVerb : IVerb
         }
         var device = (Device ?? config.Model.Device).Trim().ToLowerInvariant();
         if (device.StartsWith("cuda", StringComparison.Ordinal))
-            throw new NotSupportedException($"calibrate: device '{device}' asked for, but the CUDA backend is not available yet; run on the CPU with --device cpu.");
+            throw new NotSupportedException($"calibrate: device '{device}' asked for, but the detector does not run on CUDA yet (the CUDA backends of its ops do: `engine selftest --device cuda`); run on the CPU with --device cpu.");
         if (device != "cpu")
-            throw new ArgumentException($"calibrate: unknown device '{device}'; use cpu (or cuda once its backend exists).");
+            throw new ArgumentException($"calibrate: unknown device '{device}'; use cpu (cuda is not supported for the detector yet).");
         config = config with { Model = config.Model with { Device = "cpu" } };
         var weights = Weights ?? config.Model.Weights;
         if (weights.Length == 0)

@@ -73,9 +73,9 @@ public sealed class InferVerb : IVerb
         }
         var device = (Device ?? config.Model.Device).Trim().ToLowerInvariant();
         if (device.StartsWith("cuda", StringComparison.Ordinal))
-            throw new NotSupportedException($"infer: device '{device}' asked for, but the CUDA backend is not available yet; run on the CPU with --device cpu.");
+            throw new NotSupportedException($"infer: device '{device}' asked for, but the detector does not run on CUDA yet (the CUDA backends of its ops do: `engine selftest --device cuda`); run on the CPU with --device cpu.");
         if (device != "cpu")
-            throw new ArgumentException($"infer: unknown device '{device}'; use cpu (or cuda once its backend exists).");
+            throw new ArgumentException($"infer: unknown device '{device}'; use cpu (cuda is not supported for the detector yet).");
         if (Input is not null) return RunImages(config);
         if (Out is not null)
             throw new ArgumentException("infer: --out is the folder for --input images; without --input use --output for the dataset results.");

@@ -52,9 +52,9 @@ public sealed class TrainVerb : IVerb
         }
         var device = (Device ?? config.Model.Device).Trim().ToLowerInvariant();
         if (device.StartsWith("cuda", StringComparison.Ordinal))
-            throw new NotSupportedException($"train: device '{device}' asked for, but the CUDA backend is not available yet; train on the CPU with --device cpu.");
+            throw new NotSupportedException($"train: device '{device}' asked for, but the detector does not run on CUDA yet (the CUDA backends of its ops do: `engine selftest --device cuda`); train on the CPU with --device cpu.");
         if (device != "cpu")
-            throw new ArgumentException($"train: unknown device '{device}'; use cpu (or cuda once its backend exists).");
+            throw new ArgumentException($"train: unknown device '{device}'; use cpu (cuda is not supported for the detector yet).");
         config = config with { Model = config.Model with { Device = "cpu" } };
         if (Output is not null) config = config with { OutputDir = Output };
 
