@@ -253,8 +253,7 @@ public sealed unsafe partial class CpuLongTailBackend
         {
             var label = y[i];
             if (label >= c) continue;
-            new ReadOnlySpan<float>(z + (long)i * k, c).CopyTo(s);
-            StableSoftmax(s);
+            Softmax(new ReadOnlySpan<float>(z + (long)i * k, c), s);
             var row = new Span<float>(a + label * c, c);
             TensorPrimitives.Add(row, s, row);
             cnt[label] += 1f;

@@ -107,6 +107,16 @@ public sealed unsafe partial class CpuLongTailBackend
         TensorPrimitives.Subtract(x, lse, y);
     }
 
+    /// <summary>y = exp(x − max) / Σ exp(x − max) (y may alias x). Not TensorPrimitives.SoftMax: it does not subtract
+    /// the maximum, so a logit above 88.7 overflows exp and the row becomes NaN (calibrated LogN logits of a class
+    /// with a tiny running variance reach 1e6; FCBL's confusion update sees raw logits).</summary>
+    private static void Softmax(ReadOnlySpan<float> x, Span<float> y)
+    {
+        TensorPrimitives.Subtract(x, TensorPrimitives.Max(x), y);
+        TensorPrimitives.Exp(y, y);
+        TensorPrimitives.Divide(y, TensorPrimitives.Sum(y), y);
+    }
+
     public void GroupSoftmax(Tensor x, Tensor offsets, bool log, Tensor y)
     {
         var (n, k) = (x.Size(0), x.Size(1));
@@ -121,12 +131,8 @@ public sealed unsafe partial class CpuLongTailBackend
                     var (a, len) = ((long)i * k + off[gi], (int)(off[gi + 1] - off[gi]));
                     var xs = new ReadOnlySpan<float>(px + a, len);
                     var ys = new Span<float>(py + a, len);
-                    var max = TensorPrimitives.Max(xs);
-                    TensorPrimitives.Subtract(xs, max, ys);
-                    TensorPrimitives.Exp(ys, ys);
-                    var sum = TensorPrimitives.Sum(ys);
-                    if (log) TensorPrimitives.Subtract(xs, max + MathF.Log(sum), ys);
-                    else TensorPrimitives.Divide(ys, sum, ys);
+                    if (log) LogSoftmax(xs, ys);
+                    else Softmax(xs, ys);
                 }
         });
     }

@@ -105,20 +105,9 @@ public sealed unsafe partial class CpuLongTailBackend
                 var row = new Span<float>(py + (long)i * k, k);
                 TensorPrimitives.Subtract(new ReadOnlySpan<float>(z + (long)i * k, k), new ReadOnlySpan<float>(sh, k), row);
                 TensorPrimitives.Divide(row, new ReadOnlySpan<float>(s, k), row);
-                if (softmax) StableSoftmax(row);
+                if (softmax) Softmax(row, row);
             }
         });
-    }
-
-    /// <summary>Softmax of a row in place, the maximum subtracted first. TensorPrimitives.SoftMax does not subtract
-    /// it, so a logit above 88.7 overflows exp and the row becomes NaN: calibrated logits of a class with a tiny
-    /// running variance reach 1e6 (z / σ with σ ≥ √1e-11), and FCBL's confusion update sees raw logits.</summary>
-    private static void StableSoftmax(Span<float> row)
-    {
-        if (row.IsEmpty) return;
-        TensorPrimitives.Subtract(row, TensorPrimitives.Max(row), row);
-        TensorPrimitives.Exp(row, row);
-        TensorPrimitives.Divide(row, TensorPrimitives.Sum(row), row);
     }
 
     public void Scale(Tensor x, Tensor factor, Tensor y)
