@@ -139,9 +139,10 @@ void Check(string what, float[] expected, float[] actual, double abs, double rel
     foreach (var count in new[] { 1000, 10000, 30000 })
     {
         var name = $"nms.{count}";
-        var boxes = Enumerable.Range(0, Rotate).Select(_ => Up(F($"{name}.boxes"))).ToList();
-        var scores = Enumerable.Range(0, Rotate).Select(_ => Up(F($"{name}.scores"))).ToList();
-        var classes = Enumerable.Range(0, Rotate).Select(_ => Up(L($"{name}.classes"))).ToList();
+        var (hostBoxes, hostScores, hostClasses) = (F($"{name}.boxes"), F($"{name}.scores"), L($"{name}.classes"));
+        var boxes = Enumerable.Range(0, Rotate).Select(_ => Up(hostBoxes)).ToList();
+        var scores = Enumerable.Range(0, Rotate).Select(_ => Up(hostScores)).ToList();
+        var classes = Enumerable.Range(0, Rotate).Select(_ => Up(hostClasses)).ToList();
         using var keep = device.Allocate<long>(count);
         int Run(int i) => nms.Run(DeviceView.Dense(boxes[i % Rotate], count, 4), DeviceView.Dense(scores[i % Rotate], count), classes[i % Rotate], 0.5, keep);
         var kept = Run(0);
