@@ -139,7 +139,7 @@ public sealed class CudaLongTailBackend : ILongTailBackend, IDisposable
         _losses.Value.PerRow(CudaLongTailKernels.Seesaw, args, Stream);
     }
 
-    /// <summary>HOST SYNC: reads offsets (G + 1 int64) from the device.</summary>
+    /// <summary>HOST SYNC only when the offsets live on the device: reads them (G + 1 int64).</summary>
     public void GroupSoftmax(Tensor x, Tensor offsets, bool log, Tensor y)
     {
         const string op = "GroupSoftmax";
@@ -148,7 +148,7 @@ public sealed class CudaLongTailBackend : ILongTailBackend, IDisposable
         _groupSoftmax.Value.Forward(View(Gpu, x), Offsets(op, offsets), log, Buffer<float>(Gpu, y), Stream);
     }
 
-    /// <summary>HOST SYNC: reads offsets (G + 1 int64) from the device.</summary>
+    /// <summary>HOST SYNC only when the offsets live on the device: reads them (G + 1 int64).</summary>
     public void GroupSoftmaxBackward(Tensor y, Tensor gradY, Tensor offsets, bool log, Tensor gradX)
     {
         const string op = "GroupSoftmaxBackward";

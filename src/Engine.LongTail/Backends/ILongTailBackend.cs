@@ -43,7 +43,8 @@ public interface ILongTailBackend
     void Seesaw(Tensor logits, Tensor labels, Tensor counts, double p, double q, double eps, double scale, Tensor rowLoss, Tensor gradLogits);
 
     /// <summary>Segmented softmax along the rows of x (N, K): group g covers columns offsets[g]..offsets[g+1]-1
-    /// (offsets int64 (G+1), from 0 to K, strictly increasing); y = softmax within each group, or log-softmax.</summary>
+    /// (offsets int64 (G+1), from 0 to K, strictly increasing, on any device: they are read on the host); y = softmax
+    /// within each group, or log-softmax.</summary>
     void GroupSoftmax(Tensor x, Tensor offsets, bool log, Tensor y);
 
     /// <summary>Gradient of GroupSoftmax from its output y and the output gradient gradY, per group:

@@ -84,9 +84,9 @@ public static class LongTailOps
         CheckOffsets(offsets, x.Size(1), op);
         var backend = LongTailBackends.For(x.Device);
         var y = Tensor.Empty(x.ShapeArray(), DType.Float32, x.Device);
+        // the offsets stay where they are: both backends read them on the host (the CUDA kernels take them by value)
         using (var xc = Raw(x))
-        using (var oc = OnDevice(offsets, x.Device))
-            backend.GroupSoftmax(xc, oc, log, y);
+            backend.GroupSoftmax(xc, offsets, log, y);
         if (CustomOp.IsNeeded(x))
             CustomOp.Record(y, log ? "group_log_softmax" : "group_softmax", [x], save =>
             {
@@ -95,9 +95,8 @@ public static class LongTailOps
                 return g =>
                 {
                     using var gc = Raw(g);
-                    using var oc = OnDevice(so, sy.Device);
                     var gx = Tensor.Empty(sy.ShapeArray(), DType.Float32, sy.Device);
-                    LongTailBackends.For(sy.Device).GroupSoftmaxBackward(sy, gc, oc, log, gx);
+                    LongTailBackends.For(sy.Device).GroupSoftmaxBackward(sy, gc, so, log, gx);
                     return [gx];
                 };
             });
@@ -254,12 +253,5 @@ public static class LongTailOps
         using (GradMode.NoGrad())
         using (DisposeScope.Suspend())
             return t.IsContiguous ? t.Detach() : t.Contiguous();
-    }
-
-    private static Tensor OnDevice(Tensor t, Device device)
-    {
-        using (GradMode.NoGrad())
-        using (DisposeScope.Suspend())
-            return t.Device == device ? t.Detach() : t.To(device);
     }
 }
