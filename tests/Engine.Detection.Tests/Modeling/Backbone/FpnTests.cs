@@ -188,8 +188,10 @@ public class FpnTests
         // float32 through 8 blocks, the stem and the FPN: errors ~1e-5 of gradients of size up to ~10
         AssertClose(dx.Data, grad, "image gradient through ResNet-18 + FPN", seed, 1e-3, 1e-3);
 
-        // 2. central differences in float32 for the two pixels with the largest gradient. Perturbing one pixel by
-        // 1e-2 moves the loss by ~1e-2 against rounding of ~1e-5, and rarely crosses a ReLU or max-pool kink:
+        // 2. central differences in float32 for the two pixels with the largest gradient whose loss is smooth within
+        // the step. Perturbing one pixel by 1e-2 moves the loss by ~1e-2 against rounding of ~1e-5; where the step
+        // crosses a ReLU or max-pool kink the one-sided differences disagree and the central one means nothing, so
+        // such a pixel is passed over (judged from the differences alone, not from the gradient under test).
         // 3% (plus 0.05 absolute) still fails for a missing or wrongly routed gradient path.
         double Loss(double[] input)
         {
@@ -198,14 +200,21 @@ public class FpnTests
             return WeightedSum(backbone.Forward(Tensor.FromDoubles(input, rx.Shape)), weights);
         }
         const double step = 1e-2;
-        foreach (var i in Enumerable.Range(0, grad.Length).OrderByDescending(i => Math.Abs(grad[i])).Take(2))
+        var centre = Loss(rx.Data);
+        var checkedPixels = 0;
+        foreach (var i in Enumerable.Range(0, grad.Length).OrderByDescending(i => Math.Abs(grad[i])).Take(20))
         {
             var p = (double[])rx.Data.Clone();
             var m = (double[])rx.Data.Clone();
             p[i] += step;
             m[i] -= step;
-            var fd = (Loss(p) - Loss(m)) / (2 * step);
+            var (up, down) = (Loss(p), Loss(m));
+            var fd = (up - down) / (2 * step);
+            var (forward, backward) = ((up - centre) / step, (centre - down) / step);
+            if (Math.Abs(forward - backward) > 0.05 + 0.03 * Math.Abs(fd)) continue;   // a kink within the step
             Assert.True(Math.Abs(fd - grad[i]) <= 0.05 + 0.03 * Math.Abs(fd), $"d loss / d x[{i}]: backward {grad[i]}, finite difference {fd} (seed {seed})");
+            if (++checkedPixels == 2) break;
         }
+        Assert.True(checkedPixels == 2, $"only {checkedPixels} of the 20 largest-gradient pixels have a loss smooth within ±{step} (seed {seed})");
     }
 }
