@@ -15,6 +15,31 @@ public sealed partial class Tensor
         return new Tensor(storage, shape.ToArray(), ShapeUtil.ContiguousStrides(shape), 0, dtype, addRef: false);
     }
 
+    /// <summary>A strided tensor over existing storage, holding a new reference to it: for layers that present one
+    /// device's memory under another label (a host-memory stand-in for a device in tests, interop buffers). Every
+    /// element the strides can reach must lie inside the storage; nothing is copied or initialized.</summary>
+    public static Tensor OverStorage(Storage storage, ReadOnlySpan<int> shape, ReadOnlySpan<long> strides, long offset, DType dtype)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        if (storage.IsReleased) throw new ObjectDisposedException(nameof(Storage), "OverStorage: the storage was already freed.");
+        if (strides.Length != shape.Length)
+            throw new ArgumentException($"OverStorage: shape {ShapeUtil.Format(shape)} has {shape.Length} dims but {strides.Length} strides were given.");
+        if (dtype == DType.BFloat16) throw new NotSupportedException("bfloat16 tensors are reserved and not implemented yet; use float32.");
+        if (offset < 0) throw new ArgumentException($"OverStorage: offset {offset} is negative.");
+        long last = offset;
+        for (var d = 0; d < shape.Length; d++)
+        {
+            if (shape[d] < 0) throw new ArgumentException($"OverStorage: negative size in shape {ShapeUtil.Format(shape)}.");
+            if (strides[d] < 0) throw new ArgumentException($"OverStorage: stride {strides[d]} of dim {d} is negative.");
+            if (shape[d] > 0) last += (shape[d] - 1) * strides[d];
+        }
+        if (ShapeUtil.Numel(shape) > 0 && (last + 1) * dtype.ElementSize() > storage.ByteLength)
+            throw new ArgumentException(
+                $"OverStorage: a {dtype.Name()} view {ShapeUtil.Format(shape)} with strides [{string.Join(", ", strides.ToArray())}] at offset {offset} " +
+                $"reaches byte {(last + 1) * dtype.ElementSize()}, past the storage's {storage.ByteLength} bytes.");
+        return new Tensor(storage, shape.ToArray(), strides.ToArray(), offset, dtype, addRef: true);
+    }
+
     public static Tensor Full(ReadOnlySpan<int> shape, double value, DType dtype = DType.Float32, Device? device = null)
     {
         var t = Empty(shape, dtype, device);

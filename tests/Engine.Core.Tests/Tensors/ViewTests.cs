@@ -120,4 +120,35 @@ public class ViewTests
         s.Backward();
         Assert.Equal([4, 0], x.Grad!.ShapeArray());
     }
+    [Fact]
+    public void OverStorageViewsTheElementsItsStridesReachAndKeepsTheStorageAlive()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var r = RefTensor.Random(g, [3, 5]);
+        var x = r.ToTensor();
+        // A transposed (5, 3) window over the same memory, then a strided column: both read the source's elements.
+        using var t = Tensor.OverStorage(x.Storage, [5, 3], [1, 5], 0, DType.Float32);
+        Assert.Same(x.Storage, t.Storage);
+        TestUtil.AssertClose(r.Permute([1, 0]), t, "transposed view", seed, 0, 1e-7);
+        using var column = Tensor.OverStorage(x.Storage, [3], [5], 2, DType.Float32);
+        Assert.Equal(Enumerable.Range(0, 3).Select(i => (double)(float)r.Data[i * 5 + 2]), column.ToDoubleArray());
+        // The view holds its own reference: disposing the source leaves the memory readable through it.
+        x.Dispose();
+        Assert.False(t.Storage.IsReleased);
+        TestUtil.AssertClose(r.Permute([1, 0]), t, "view after the source was disposed", seed, 0, 1e-7);
+        using var empty = Tensor.OverStorage(t.Storage, [0, 4], [4, 1], 15, DType.Float32);
+        Assert.Equal(0, empty.Numel);
+    }
+
+    [Fact]
+    public void OverStorageRejectsViewsPastTheStorage()
+    {
+        using var x = Tensor.Zeros([2, 3]);
+        var past = Assert.Throws<ArgumentException>(() => Tensor.OverStorage(x.Storage, [2, 3], [3, 1], 1, DType.Float32));
+        Assert.Contains("past the storage's 24 bytes", past.Message);
+        Assert.Throws<ArgumentException>(() => Tensor.OverStorage(x.Storage, [4], [1], 0, DType.Int64));
+        Assert.Throws<ArgumentException>(() => Tensor.OverStorage(x.Storage, [2, 3], [3], 0, DType.Float32));
+        Assert.Throws<ArgumentException>(() => Tensor.OverStorage(x.Storage, [2], [-1], 1, DType.Float32));
+        Assert.Throws<ArgumentException>(() => Tensor.OverStorage(x.Storage, [2], [1], -1, DType.Float32));
+    }
 }
