@@ -19,12 +19,20 @@ public sealed class BalancedPositiveNegativeSampler
     public int BatchSizePerImage { get; }
     public double PositiveFraction { get; }
 
-    /// <summary>(positive indices, negative indices), int64, into labels (N) (int64 or int32).</summary>
+    /// <summary>(positive indices, negative indices), int64, into labels (N) (int64 or int32), on the labels' device. Reads
+    /// the labels on the host (on a GPU, a wait: the sample sizes depend on them).</summary>
     public (Tensor Positive, Tensor Negative) Sample(Tensor labels, long backgroundLabel, Generator generator)
     {
         if (labels.DType is not (DType.Int64 or DType.Int32) || labels.Rank != 1)
             throw new ArgumentException($"BalancedPositiveNegativeSampler: labels must be int64 or int32 of shape (N), got {labels.DType.Name()}{ShapeUtil.Format(labels.Shape)}.");
-        var values = labels.ToInt64Array();
+        var (pos, neg) = Sample(labels.ToInt64Array(), backgroundLabel, generator);
+        return (Tensor.From<long>(pos, [pos.Length], labels.Device), Tensor.From<long>(neg, [neg.Length], labels.Device));
+    }
+
+    /// <summary>The same draw on labels already on the host: (positive indices, negative indices) into <paramref name="values"/>.</summary>
+    public (long[] Positive, long[] Negative) Sample(ReadOnlySpan<long> values, long backgroundLabel, Generator generator)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
         var positive = new List<long>();
         var negative = new List<long>();
         for (var i = 0; i < values.Length; i++)
@@ -36,7 +44,7 @@ public sealed class BalancedPositiveNegativeSampler
         var numNeg = Math.Min(negative.Count, BatchSizePerImage - numPos);
         var pos = RandomSubset(positive, numPos, generator);
         var neg = RandomSubset(negative, numNeg, generator);
-        return (Tensor.From<long>(pos, [pos.Length], labels.Device), Tensor.From<long>(neg, [neg.Length], labels.Device));
+        return (pos, neg);
     }
 
     /// <summary>k of the candidates, uniformly without replacement, in random order (partial Fisher–Yates).</summary>

@@ -59,6 +59,9 @@ public sealed class GeneralizedRcnn : Module
         return losses;
     }
 
+    /// <summary>The device of the parameters (Module.To moves them): images and targets must be there.</summary>
+    public Device Device => NamedParameters().First().Parameter.Value.Device;
+
     /// <summary>Detections per image in original-image coordinates; the caller owns them.</summary>
     public List<Instances> Inference(ImageList images)
     {

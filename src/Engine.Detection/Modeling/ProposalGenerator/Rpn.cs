@@ -206,11 +206,12 @@ public sealed class Rpn : Module
             matchedLabels = labels0;
             matchedBoxes = gt.IndexSelect(0, matches);
         }
-        var (pos, neg) = Sampler.Sample(matchedLabels, 0, Generator);
+        // The sample sizes depend on the matches: one read of the labels, the sampled indices stay on the host.
+        var (pos, neg) = Sampler.Sample(matchedLabels.ToInt64Array(), 0, Generator);
         var labels = new int[total];
         Array.Fill(labels, -1);
-        foreach (var j in pos.ToInt64Array()) labels[j] = 1;
-        foreach (var j in neg.ToInt64Array()) labels[j] = 0;
+        foreach (var j in pos) labels[j] = 1;
+        foreach (var j in neg) labels[j] = 0;
         return (labels, scope.Keep(matchedBoxes));
     }
 }

@@ -139,7 +139,7 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
             var targets = RegressionTargets(regressionLabels, proposalBoxes, gtBoxes);
             var transfusion = Transfuser.Transfuse(regressionDeltas, embeddings!.Narrow(0, 0, r), targets, regressionLabels, Math.Max(r, 1));
             regressionDeltas = transfusion.BoxDeltas;
-            result["loss_box_trans"] = scope.Keep(Tensor.Scalar((float)transfusion.ExtraLoss));
+            result["loss_box_trans"] = scope.Keep(Tensor.Scalar((float)transfusion.ExtraLoss, logits.Device));
         }
         result["loss_box_reg"] = scope.Keep(BoxRegressionLoss(regressionDeltas, regressionLabels, proposalBoxes, gtBoxes));
         return result;

@@ -155,10 +155,11 @@ public sealed class StandardRoiHeads : Module
         else
         {
             var (matches, matchLabels) = ProposalMatcher.Match(Boxes.PairwiseIou(gt, candidates));   // (P + M), {-1, 0, 1}
-            var c = gtClasses.IndexSelect(0, matches).ToInt64Array();
-            var ml = matchLabels.ToInt64Array();
-            for (var i = 0; i < p; i++) c[i] = ml[i] == 0 ? NumClasses : ml[i] == -1 ? -1 : c[i];
-            classes = Tensor.From<long>(c, [p], candidates.Device);
+            // matched class, background K where the match label is 0, ignored (-1) where it is -1: on the device, so
+            // the sampler's read of the classes is the one wait of this image's labelling
+            var matched = gtClasses.IndexSelect(0, matches);
+            var ignored = Tensor.Where(matchLabels.Eq(-1), Tensor.Full([p], -1, DType.Int64, candidates.Device), matched);
+            classes = Tensor.Where(matchLabels.Eq(0), Tensor.Full([p], NumClasses, DType.Int64, candidates.Device), ignored);
             matchedBoxes = gt.IndexSelect(0, matches);
         }
         var (pos, neg) = Sampler.Sample(classes, NumClasses, Generator);
