@@ -186,10 +186,19 @@ public sealed class Trainer<TBatch>
             if (losses.Count == 0) throw new InvalidOperationException($"Trainer: the model returned no losses at iteration {iter}; Losses must return at least one scalar.");
             var values = new Dictionary<string, double>(StringComparer.Ordinal);
             foreach (var (name, loss) in losses)
-            {
                 if (loss.Numel != 1)
                     throw new InvalidOperationException($"Trainer: loss '{name}' has shape {ShapeUtil.Format(loss.Shape)} at iteration {iter}; every loss must be a scalar (reduce it with Sum or Mean).");
-                var v = loss.Item();
+            // One read of all the terms (on a GPU, the step's one wait for the losses, not one per term).
+            float[] read;
+            using (GradMode.NoGrad())
+            {
+                var scalars = losses.Values.Select(l => l.Reshape(1)).ToList();
+                using var stacked = Tensor.Stack(scalars, 0);
+                foreach (var t in scalars) t.Dispose();
+                read = stacked.ToFloatArray();
+            }
+            foreach (var ((name, _), v) in losses.Zip(read))
+            {
                 if (!double.IsFinite(v))
                 {
                     var saved = SaveCheckpoint($"model_nonfinite_iter{iter}", iter - 1, positionBefore, updatePointer: false);

@@ -32,8 +32,10 @@ public static class DetectorCalibration
         var train = DetectorTraining.LoadTrainSet(config);
         var c = config.Model.RoiHeads.NumClasses;
         var seed = config.Seed >= 0 ? (ulong)config.Seed : 0;
+        var device = DetectorTraining.ResolveDevice(config);
         using var detector = DetectorBuilder.FromConfig(config, new Generator(seed), DetectorWeights.Statistics(train.Records, c));
         DetectorWeights.LoadInitial(detector, weightsPath, []);
+        detector.To(device);
         var calibration = detector.RoiHeads.BoxPredictor.Calibration
                           ?? throw new InvalidOperationException("DetectorCalibration: the detector was built without a calibrator.");
         var model = calibration.Calibrator as LogitNormCalibrator

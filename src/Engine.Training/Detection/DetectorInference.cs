@@ -39,6 +39,7 @@ public static class DetectorInference
         var statistics = LongTailComponents.NeedsClassStatistics(config.Model.LongTail)
             ? DetectorWeights.Statistics(DetectorTraining.LoadTrainSet(config).Records, config.Model.RoiHeads.NumClasses)
             : null;
+        var device = DetectorTraining.ResolveDevice(config);
         // The initial values are replaced by the checkpoint; the seed only has to be a valid one.
         var detector = DetectorBuilder.FromConfig(config, new Generator(config.Seed >= 0 ? (ulong)config.Seed : 0), statistics);
         try
@@ -51,6 +52,7 @@ public static class DetectorInference
                                                         "run `engine calibrate --config <this config> --weights <that checkpoint>` and use the calibrated checkpoint it writes.");
             }
             detector.Load(weightsPath);
+            detector.To(device);
             return detector;
         }
         catch

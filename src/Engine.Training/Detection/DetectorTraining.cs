@@ -82,6 +82,7 @@ public static class DetectorTraining
         config.Validate();
         config = SolverSetup.ResolveSeed(config);
         var seed = (ulong)config.Seed;
+        var device = ResolveDevice(config);
 
         var train = LoadSet(config, config.Datasets.Train, "DATASETS.TRAIN", forTraining: true)
                     ?? throw new ArgumentException("DetectorTraining.Build: DATASETS.TRAIN is empty; name one dataset of DATASETS.CATALOG to train on.");
@@ -104,6 +105,8 @@ public static class DetectorTraining
         try
         {
             DetectorWeights.Prepare(detector, config.Model);
+            // Built and loaded on the host, then moved: the optimizer's momentum buffers are made beside the parameters.
+            detector.To(device);
             optimizer = SolverSetup.BuildOptimizer(detector, config.Solver);
             var model = new DetectorTrainable(detector);
             var resultsPath = Path.Combine(config.OutputDir, ResultsFile);
@@ -169,7 +172,7 @@ public static class DetectorTraining
                         using (batch)
                         using (GradMode.NoGrad())
                         {
-                            using var images = new ImageList(batch.Images.Detach(), batch.ImageSizes, batch.OriginalSizes);
+                            using var images = new ImageList(DetectorTrainable.OnDevice(batch.Images, detector.Device), batch.ImageSizes, batch.OriginalSizes);
                             var detections = detector.Inference(images);
                             try
                             {
@@ -205,6 +208,19 @@ public static class DetectorTraining
         {
             detector.Train(wasTraining);
         }
+    }
+
+    /// <summary>MODEL.DEVICE, checked to have a backend in this process: a program registers the CUDA backends itself
+    /// (`engine train --device cuda` does), so a cuda device without them is refused before anything is built or written.</summary>
+    public static Device ResolveDevice(EngineConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var device = Device.Parse(config.Model.Device);
+        if (device.Kind == DeviceKind.Cuda && !Backends.IsCudaRegistered)
+            throw new NotSupportedException($"DetectorTraining: MODEL.DEVICE is {device}, but no CUDA backend is registered in this process " +
+                                            "(`engine train --device cuda` registers it; a program calls CudaOpsRegistration.TryRegister of Engine.Cuda.Ops first); " +
+                                            "or set MODEL.DEVICE=cpu.");
+        return device;
     }
 
     /// <summary>The training set DATASETS.TRAIN names (its records as the training loader reads them).</summary>

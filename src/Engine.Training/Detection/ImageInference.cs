@@ -122,11 +122,13 @@ public sealed class ImageInference : IDisposable
         ArgumentNullException.ThrowIfNull(config);
         if (!File.Exists(weightsPath))
             throw new FileNotFoundException($"ImageInference: weights file '{weightsPath}' does not exist (a run writes model_final.safetensors into its OUTPUT_DIR).", weightsPath);
+        var device = DetectorTraining.ResolveDevice(config);
         // The initial values are replaced by the checkpoint; the seed only has to be a valid one.
         var detector = DetectorBuilder.FromConfig(config, new Generator(config.Seed >= 0 ? (ulong)config.Seed : 0));
         try
         {
             detector.Load(weightsPath);
+            detector.To(device);
             detector.Eval();
             return new ImageInference(detector, config.Input, ownsDetector: true);
         }
@@ -159,7 +161,7 @@ public sealed class ImageInference : IDisposable
         {
             using var noGrad = GradMode.NoGrad();
             using var batch = ImageBatch.Collate([sample], _identity, sizeDivisibility: 32);
-            using var images = new ImageList(batch.Images.Detach(), batch.ImageSizes, batch.OriginalSizes);
+            using var images = new ImageList(DetectorTrainable.OnDevice(batch.Images, _detector.Device), batch.ImageSizes, batch.OriginalSizes);
             var detections = _detector.Inference(images);
             try
             {

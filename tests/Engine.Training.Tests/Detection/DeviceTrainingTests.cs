@@ -1,0 +1,222 @@
+// Training, evaluation, calibration and inference with MODEL.DEVICE=cuda, through the DetectorTraining path that
+// `engine train --device cuda` takes, on HostBackedCuda: cuda:0 in host memory, computed by the CPU backends, with the
+// device rules of a GPU (an op mixing devices, AsSpan on a device tensor, or a CPU tensor handed to a backend where the
+// CUDA backends need device memory all throw). So every tensor a run computes with must live on the device, and since
+// the arithmetic is the CPU's, a device run must equal the CPU run bit for bit: logged losses, weights, optimizer and
+// component state, detections. Checkpoints are device-neutral: a run started on the CPU resumes on the device.
+using Engine.Config;
+using Engine.Data.Synthetic;
+using Engine.Evaluation;
+using Engine.Training.Detection;
+
+namespace Engine.Training.Tests.Detection;
+
+[Collection(HostBackedCuda.Collection)]
+public sealed class DeviceTrainingTests
+{
+    private const int Classes = 6;
+    private static readonly Device Cuda = HostBackedCuda.Install();
+
+    private static readonly Lazy<string> DatasetRoot = new(() =>
+    {
+        var root = Toy.TempDir();
+        SyntheticDataset.Generate(new SyntheticOptions
+        {
+            OutputDirectory = Path.Combine(root, "synth_lt"), Classes = Classes, TrainImages = 24, ValImages = 8, ImageSize = 64, Seed = 5,
+        });
+        return root;
+    });
+
+    /// <summary>A baseline trained on the CPU for 2 iterations: the MODEL.WEIGHTS of the decoupled stages and calibration.</summary>
+    private static readonly Lazy<string> Baseline = new(() =>
+    {
+        var dir = Toy.TempDir();
+        using (var run = DetectorTraining.Build(Config("faster_rcnn_r18_fpn.yaml", dir, 2, Device.Cpu), Options)) run.Run();
+        return Path.Combine(dir, "model_final.safetensors");
+    });
+
+    private static EngineConfig Config(string file, string outputDir, long maxIter, Device device, params string[] more) =>
+        ConfigLoader.Load(TinyDetector.SynthConfig(file),
+        [
+            $"DATASETS.ROOT={DatasetRoot.Value}",
+            "DATASETS.TEST=[]",
+            $"OUTPUT_DIR={outputDir}",
+            .. TinyDetector.Overrides(Classes),
+            $"SOLVER.MAX_ITER={maxIter}",
+            "SOLVER.STEPS=[1]",
+            "SOLVER.WARMUP_ITERS=1",
+            "SOLVER.CHECKPOINT_PERIOD=2",
+            "TEST.EVAL_PERIOD=0",
+            "SEED=7",
+            $"MODEL.DEVICE={device}",
+            .. more,
+        ]);
+
+    private static DetectorTrainingOptions Options => new() { LogPeriod = 1 };
+
+    private static readonly string[] RunFiles = ["model_final.safetensors", "model_final.trainer.safetensors"];
+
+    /// <summary>Trains <paramref name="file"/> for 3 iterations on the CPU and on the device: the same files bit for bit and the
+    /// same logged losses, and everything the device run holds lives on the device.</summary>
+    [Theory]
+    [InlineData("faster_rcnn_r18_fpn.yaml", "DATASETS.TEST=[synth_lt_val]")]
+    [InlineData("faster_rcnn_r18_fpn_rfs.yaml")]
+    [InlineData("eql.yaml")]
+    [InlineData("eqlv2.yaml")]
+    [InlineData("seesaw.yaml")]
+    [InlineData("federated.yaml")]
+    [InlineData("bacl_stage1.yaml")]
+    [InlineData("crat.yaml", "MODEL.LONG_TAIL.EMBEDDING_AUGMENTER=rio", "MODEL.LONG_TAIL.RIO.BANK_MAX_IMAGES=24", "MODEL.LONG_TAIL.RIO.REPLAY_PER_CLASS=4",
+                "MODEL.LONG_TAIL.RIO.QUEUE_CAPACITY=8", "MODEL.LONG_TAIL.RIO.RANDOM_SELECT=true")]
+    [InlineData("rio.yaml")]
+    public void DeviceRunEqualsTheCpuRunBitForBit(string file, params string[] more)
+    {
+        var cpu = Toy.TempDir();
+        using (var run = DetectorTraining.Build(Config(file, cpu, 3, Device.Cpu, more), Options)) run.Run();
+        var device = Toy.TempDir();
+        using (var run = DetectorTraining.Build(Config(file, device, 3, Cuda, more), Options))
+        {
+            run.Run();
+            AssertOnDevice(run);
+        }
+        AssertSameRun(file, cpu, device, more.Any(m => m.StartsWith("DATASETS.TEST=[synth", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void RunStartedOnTheCpuResumesOnTheDevice()
+    {
+        var whole = Toy.TempDir();
+        using (var run = DetectorTraining.Build(Config("eqlv2.yaml", whole, 4, Device.Cpu), Options)) run.Run();
+        var split = Toy.TempDir();
+        using (var run = DetectorTraining.Build(Config("eqlv2.yaml", split, 2, Device.Cpu), Options)) run.Run();
+        using (var run = DetectorTraining.Build(Config("eqlv2.yaml", split, 4, Cuda), Options))
+        {
+            Assert.Equal(2, run.Run(resume: true).StartIteration);
+            AssertOnDevice(run);
+        }
+        AssertSameRun("eqlv2.yaml, CPU then device", whole, split, evaluated: false);
+    }
+
+    /// <summary>The decoupled stages load a CPU checkpoint into a model on the device (BAGS with its group softmax).</summary>
+    [Theory]
+    [InlineData("bags.yaml")]
+    [InlineData("bacl.yaml")]
+    public void DecoupledStageFromACpuCheckpointTrainsOnTheDeviceAsOnTheCpu(string file)
+    {
+        var cpu = Toy.TempDir();
+        using (var run = DetectorTraining.Build(Config(file, cpu, 2, Device.Cpu, $"MODEL.WEIGHTS={Baseline.Value}"), Options)) run.Run();
+        var device = Toy.TempDir();
+        using (var run = DetectorTraining.Build(Config(file, device, 2, Cuda, $"MODEL.WEIGHTS={Baseline.Value}"), Options))
+        {
+            run.Run();
+            AssertOnDevice(run);
+        }
+        AssertSameRun(file, cpu, device, evaluated: false);
+    }
+
+    /// <summary>`engine calibrate` and `engine infer` on the device: the calibrated checkpoint and the detections equal the CPU's.</summary>
+    [Theory]
+    [InlineData("exact")]
+    [InlineData("ema")]
+    public void CalibrationAndInferenceOnTheDeviceEqualTheCpu(string statistics)
+    {
+        string Calibrate(Device device)
+        {
+            var dir = Toy.TempDir();
+            var config = Config("logn.yaml", dir, 2, device, $"MODEL.WEIGHTS={Baseline.Value}", $"MODEL.LONG_TAIL.LOGN.STATISTICS={statistics}",
+                                "MODEL.LONG_TAIL.LOGN.STATISTICS_MOMENTUM=0.5", "DATASETS.TEST=[synth_lt_val]");
+            var summary = DetectorCalibration.Run(config, Baseline.Value, dir);
+            DetectorInference.Run(config, summary.WeightsPath, dir);
+            return dir;
+        }
+
+        var cpu = Calibrate(Device.Cpu);
+        var device = Calibrate(Cuda);
+        foreach (var name in new[] { DetectorCalibration.CalibratedFile, DetectorTraining.ResultsFile, ReportFiles.MetricsFile })
+            AssertSameBytes($"logn ({statistics})", name, cpu, device);
+        Assert.True(new FileInfo(Path.Combine(device, DetectorTraining.ResultsFile)).Length > 2, "calibrated inference on the device wrote no detections");
+    }
+
+    [Fact]
+    public void SingleImageInferenceOnTheDeviceEqualsTheCpu()
+    {
+        var image = Directory.EnumerateFiles(Path.Combine(DatasetRoot.Value, "synth_lt"), "*.jpg", SearchOption.AllDirectories).Order(StringComparer.Ordinal).First();
+        ImageDetections Detect(Device device)
+        {
+            using var inference = ImageInference.Load(Config("faster_rcnn_r18_fpn.yaml", Toy.TempDir(), 2, device), Baseline.Value);
+            Assert.Equal(device, inference.Detector.Device);
+            return inference.Run(image);
+        }
+
+        var cpu = Detect(Device.Cpu);
+        var device = Detect(Cuda);
+        Assert.True(cpu.Scores.Length > 0, $"no detection on {image}");
+        Assert.Equal(cpu.Boxes, device.Boxes);
+        Assert.Equal(cpu.Classes, device.Classes);
+        Assert.Equal(cpu.Scores, device.Scores);
+    }
+
+    /// <summary>The host waits of one training step of the baseline (what blocks the host until a GPU's stream catches up),
+    /// each where a size or value the host needs depends on data. Per image: the anchors' match labels for the RPN's
+    /// sampler, the proposals' classes for the RoI sampler (BalancedPositiveNegativeSampler), the non-empty proposals and
+    /// the NMS count that size the RPN's output, and the boxes whose FPN level the pooler assigns (Poolers). Per batch:
+    /// the RoI labels the classification loss checks and reads (ClassificationLoss.CheckLossInputs), the foreground rows
+    /// of the box regression (FastRcnnOutputLayers), and the loss values the trainer logs and checks (one read of all).</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void TrainingStepWaitsForTheDeviceOnlyWhereDataDecides(int images)
+    {
+        const int perImage = 5, perBatch = 3;
+        var dir = Toy.TempDir();
+        var config = Config("faster_rcnn_r18_fpn.yaml", dir, 3, Cuda, $"SOLVER.IMS_PER_BATCH={images}", "SOLVER.CHECKPOINT_PERIOD=1000");
+        var progress = new WaitsPerIteration();
+        using var run = DetectorTraining.Build(config, new DetectorTrainingOptions { LogPeriod = 1000, Progress = progress });
+        using (progress.Recorder = HostBackedCuda.RecordHostWaits()) run.Run();
+        // Counts are read after each iteration; their differences are iterations 1 and 2 alone (the first count also holds the start of the run).
+        Assert.Equal(3, progress.Counts.Count);
+        for (var i = 1; i < progress.Counts.Count; i++)
+            Assert.True(progress.Counts[i].Count - progress.Counts[i - 1].Count == perImage * images + perBatch,
+                        $"iteration {i} with {images} image(s): {progress.Counts[i].Count - progress.Counts[i - 1].Count} host waits, expected {perImage} per image + {perBatch}; " +
+                        $"all so far: {progress.Counts[i].Sites}");
+    }
+
+    /// <summary>Reads the recorder at the end of every iteration.</summary>
+    private sealed class WaitsPerIteration : IProgressReporter
+    {
+        public HostBackedCuda.HostWaitRecorder? Recorder { get; set; }
+        public List<(long Count, string Sites)> Counts { get; } = [];
+        public void Start(long startIteration, long maxIter) { }
+        public void Report(TrainingProgress progress) => Counts.Add((Recorder!.Count, Recorder.Describe()));
+        public void Finish() { }
+    }
+
+    private static void AssertOnDevice(DetectorTrainingRun run)
+    {
+        Assert.Equal(Cuda, run.Detector.Device);
+        foreach (var (name, p) in run.Detector.NamedParameters()) Assert.True(p.Value.Device == Cuda, $"parameter {name} is on {p.Value.Device}");
+        foreach (var (name, b) in run.Detector.NamedBuffers()) Assert.True(b.Value.Device == Cuda, $"buffer {name} is on {b.Value.Device}");
+        using var state = run.Optimizer.StateDict();
+        foreach (var (name, t) in state) Assert.True(t.Device == Cuda, $"optimizer state {name} is on {t.Device}");
+    }
+
+    private static void AssertSameRun(string what, string expectedDir, string actualDir, bool evaluated)
+    {
+        var expected = TrainingLog.Read(Path.Combine(expectedDir, TrainingLog.FileName));
+        var actual = TrainingLog.Read(Path.Combine(actualDir, TrainingLog.FileName));
+        Assert.Equal(expected.Select(e => e.Iteration), actual.Select(e => e.Iteration));
+        foreach (var (e, a) in expected.Zip(actual))
+            foreach (var (key, value) in e.Losses)
+                Assert.True(a.Losses.TryGetValue(key, out var v) && v.Equals(value), $"{what}: iteration {e.Iteration} {key} = {value} on the CPU, {(a.Losses.TryGetValue(key, out var w) ? w : double.NaN)} on the device");
+        foreach (var file in RunFiles) AssertSameBytes(what, file, expectedDir, actualDir);
+        if (evaluated)
+            foreach (var file in new[] { DetectorTraining.ResultsFile, ReportFiles.MetricsFile }) AssertSameBytes(what, file, expectedDir, actualDir);
+    }
+
+    private static void AssertSameBytes(string what, string file, string expectedDir, string actualDir)
+    {
+        var expected = File.ReadAllBytes(Path.Combine(expectedDir, file));
+        var actual = File.ReadAllBytes(Path.Combine(actualDir, file));
+        Assert.True(expected.AsSpan().SequenceEqual(actual), $"{what}: {file} differs between the CPU ({expected.Length} bytes) and the device ({actual.Length} bytes)");
+    }
+}
