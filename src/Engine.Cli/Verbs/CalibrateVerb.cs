@@ -39,12 +39,7 @@ public sealed class CalibrateVerb : IVerb
         {
             throw new ArgumentException($"calibrate: {e.Message}", e);
         }
-        var device = (Device ?? config.Model.Device).Trim().ToLowerInvariant();
-        if (device.StartsWith("cuda", StringComparison.Ordinal))
-            throw new NotSupportedException($"calibrate: device '{device}' asked for, but the detector does not run on CUDA yet (the CUDA backends of its ops do: `engine selftest --device cuda`); run on the CPU with --device cpu.");
-        if (device != "cpu")
-            throw new ArgumentException($"calibrate: unknown device '{device}'; use cpu (cuda is not supported for the detector yet).");
-        config = config with { Model = config.Model with { Device = "cpu" } };
+        config = DeviceSelection.Apply("calibrate", Device, config);
         var weights = Weights ?? config.Model.Weights;
         if (weights.Length == 0)
             throw new ArgumentException("calibrate: no checkpoint to calibrate; pass --weights FILE or set MODEL.WEIGHTS.");

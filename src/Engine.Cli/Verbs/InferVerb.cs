@@ -71,11 +71,7 @@ public sealed class InferVerb : IVerb
         {
             throw new ArgumentException($"infer: {e.Message}", e);
         }
-        var device = (Device ?? config.Model.Device).Trim().ToLowerInvariant();
-        if (device.StartsWith("cuda", StringComparison.Ordinal))
-            throw new NotSupportedException($"infer: device '{device}' asked for, but the detector does not run on CUDA yet (the CUDA backends of its ops do: `engine selftest --device cuda`); run on the CPU with --device cpu.");
-        if (device != "cpu")
-            throw new ArgumentException($"infer: unknown device '{device}'; use cpu (cuda is not supported for the detector yet).");
+        config = DeviceSelection.Apply("infer", Device, config);
         if (Input is not null) return RunImages(config);
         if (Out is not null)
             throw new ArgumentException("infer: --out is the folder for --input images; without --input use --output for the dataset results.");

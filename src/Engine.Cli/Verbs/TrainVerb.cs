@@ -29,6 +29,9 @@ public sealed class TrainVerb : IVerb
     [Option("device", HelpText = "cpu or cuda (overrides MODEL.DEVICE).")]
     public string? Device { get; set; }
 
+    [Option("tf32", HelpText = "On cuda, let matmuls and convolutions use TF32 tensor cores (faster; about 1e-3 relative error, as PyTorch's allow_tf32).")]
+    public bool Tf32 { get; set; }
+
     [Option("log-period", Default = 20, HelpText = "Write a log.jsonl line (and a progress line when redirected) every this many iterations.")]
     public int LogPeriod { get; set; } = 20;
 
@@ -50,12 +53,7 @@ public sealed class TrainVerb : IVerb
         {
             throw new ArgumentException($"train: {e.Message}", e);
         }
-        var device = (Device ?? config.Model.Device).Trim().ToLowerInvariant();
-        if (device.StartsWith("cuda", StringComparison.Ordinal))
-            throw new NotSupportedException($"train: device '{device}' asked for, but the detector does not run on CUDA yet (the CUDA backends of its ops do: `engine selftest --device cuda`); train on the CPU with --device cpu.");
-        if (device != "cpu")
-            throw new ArgumentException($"train: unknown device '{device}'; use cpu (cuda is not supported for the detector yet).");
-        config = config with { Model = config.Model with { Device = "cpu" } };
+        config = DeviceSelection.Apply("train", Device, config, Tf32);
         if (Output is not null) config = config with { OutputDir = Output };
 
         var interactive = !NoProgress && AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
