@@ -6,7 +6,6 @@
 // bit for bit.
 using System.Text.Json;
 using Engine.Config;
-using Engine.Data.Synthetic;
 using Engine.Evaluation;
 using Engine.Training.Detection;
 
@@ -14,22 +13,13 @@ namespace Engine.Training.Tests.Detection;
 
 public sealed class DetectorTrainingTests
 {
-    private const int Classes = 6;
-    private static readonly Lazy<string> DatasetRoot = new(() =>
-    {
-        var root = Toy.TempDir();
-        SyntheticDataset.Generate(new SyntheticOptions
-        {
-            OutputDirectory = Path.Combine(root, "synth_lt"), Classes = Classes, TrainImages = 24, ValImages = 8, ImageSize = 64, Seed = 5,
-        });
-        return root;
-    });
+    private const int Classes = TinyDetector.SetClasses;
 
     /// <summary>The synthetic config shrunk to a model that trains in seconds: GN needs 32 channels per stage at least
     /// (32 groups), so the stem and res2 stay at 32 and the FPN and box head are narrowed instead.</summary>
     private static EngineConfig Config(string outputDir, long maxIter) => ConfigLoader.Load(TinyDetector.SynthConfig(),
     [
-        $"DATASETS.ROOT={DatasetRoot.Value}",
+        $"DATASETS.ROOT={TinyDetector.DatasetRoot}",
         $"OUTPUT_DIR={outputDir}",
         .. TinyDetector.Overrides(Classes),
         $"SOLVER.MAX_ITER={maxIter}",
@@ -71,7 +61,7 @@ public sealed class DetectorTrainingTests
             Assert.True(keys.Contains(key), $"metrics.json lacks '{key}': has {string.Join(", ", keys)}");
 
         // Every detection refers to a validation image and a category id of the set, with a box inside its 64×64 image.
-        var valIds = JsonDocument.Parse(File.ReadAllText(Path.Combine(DatasetRoot.Value, "synth_lt", "val.json"))).RootElement;
+        var valIds = JsonDocument.Parse(File.ReadAllText(Path.Combine(TinyDetector.DatasetRoot, "synth_lt", "val.json"))).RootElement;
         var imageIds = valIds.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("id").GetInt64()).ToHashSet();
         var categoryIds = valIds.GetProperty("categories").EnumerateArray().Select(c => c.GetProperty("id").GetInt32()).ToHashSet();
         using var results = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, DetectorTraining.ResultsFile)));

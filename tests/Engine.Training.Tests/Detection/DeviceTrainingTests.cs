@@ -5,7 +5,6 @@
 // the arithmetic is the CPU's, a device run must equal the CPU run bit for bit: logged losses, weights, optimizer and
 // component state, detections. Checkpoints are device-neutral: a run started on the CPU resumes on the device.
 using Engine.Config;
-using Engine.Data.Synthetic;
 using Engine.Evaluation;
 using Engine.Training.Detection;
 
@@ -14,18 +13,7 @@ namespace Engine.Training.Tests.Detection;
 [Collection(HostBackedCuda.Collection)]
 public sealed class DeviceTrainingTests
 {
-    private const int Classes = 6;
     private static readonly Device Cuda = HostBackedCuda.Install();
-
-    private static readonly Lazy<string> DatasetRoot = new(() =>
-    {
-        var root = Toy.TempDir();
-        SyntheticDataset.Generate(new SyntheticOptions
-        {
-            OutputDirectory = Path.Combine(root, "synth_lt"), Classes = Classes, TrainImages = 24, ValImages = 8, ImageSize = 64, Seed = 5,
-        });
-        return root;
-    });
 
     /// <summary>A baseline trained on the CPU for 2 iterations: the MODEL.WEIGHTS of the decoupled stages and calibration.</summary>
     private static readonly Lazy<string> Baseline = new(() =>
@@ -36,21 +24,7 @@ public sealed class DeviceTrainingTests
     });
 
     private static EngineConfig Config(string file, string outputDir, long maxIter, Device device, params string[] more) =>
-        ConfigLoader.Load(TinyDetector.SynthConfig(file),
-        [
-            $"DATASETS.ROOT={DatasetRoot.Value}",
-            "DATASETS.TEST=[]",
-            $"OUTPUT_DIR={outputDir}",
-            .. TinyDetector.Overrides(Classes),
-            $"SOLVER.MAX_ITER={maxIter}",
-            "SOLVER.STEPS=[1]",
-            "SOLVER.WARMUP_ITERS=1",
-            "SOLVER.CHECKPOINT_PERIOD=2",
-            "TEST.EVAL_PERIOD=0",
-            "SEED=7",
-            $"MODEL.DEVICE={device}",
-            .. more,
-        ]);
+        TinyDetector.Run(file, outputDir, maxIter, [$"MODEL.DEVICE={device}", .. more]);
 
     private static DetectorTrainingOptions Options => new() { LogPeriod = 1 };
 
@@ -140,7 +114,7 @@ public sealed class DeviceTrainingTests
     [Fact]
     public void SingleImageInferenceOnTheDeviceEqualsTheCpu()
     {
-        var image = Directory.EnumerateFiles(Path.Combine(DatasetRoot.Value, "synth_lt"), "*.jpg", SearchOption.AllDirectories).Order(StringComparer.Ordinal).First();
+        var image = Directory.EnumerateFiles(Path.Combine(TinyDetector.DatasetRoot, "synth_lt"), "*.jpg", SearchOption.AllDirectories).Order(StringComparer.Ordinal).First();
         ImageDetections Detect(Device device)
         {
             using var inference = ImageInference.Load(Config("faster_rcnn_r18_fpn.yaml", Toy.TempDir(), 2, device), Baseline.Value);

@@ -5,7 +5,6 @@
 // parameters trained; component state round-trips through a checkpoint; and `engine calibrate`'s statistics pass
 // writes a calibrated checkpoint (parameters untouched) that inference then requires and uses.
 using Engine.Config;
-using Engine.Data.Synthetic;
 using Engine.Detection.Modeling;
 using Engine.Serialization;
 using Engine.Training.Detection;
@@ -14,16 +13,7 @@ namespace Engine.Training.Tests.Detection;
 
 public sealed class LongTailTrainingTests
 {
-    private const int Classes = 6;
-    private static readonly Lazy<string> DatasetRoot = new(() =>
-    {
-        var root = Toy.TempDir();
-        SyntheticDataset.Generate(new SyntheticOptions
-        {
-            OutputDirectory = Path.Combine(root, "synth_lt"), Classes = Classes, TrainImages = 24, ValImages = 8, ImageSize = 64, Seed = 5,
-        });
-        return root;
-    });
+    private const int Classes = TinyDetector.SetClasses;
 
     /// <summary>A plain baseline trained for 2 iterations, the MODEL.WEIGHTS of the decoupled stages.</summary>
     private static readonly Lazy<string> Baseline = new(() =>
@@ -33,22 +23,7 @@ public sealed class LongTailTrainingTests
         return Path.Combine(dir, "model_final.safetensors");
     });
 
-    /// <summary>A shipped synthetic config shrunk as DetectorTrainingTests shrinks the baseline, without a test set.</summary>
-    private static EngineConfig Config(string file, string outputDir, long maxIter, params string[] more) =>
-        ConfigLoader.Load(TinyDetector.SynthConfig(file),
-        [
-            $"DATASETS.ROOT={DatasetRoot.Value}",
-            "DATASETS.TEST=[]",
-            $"OUTPUT_DIR={outputDir}",
-            .. TinyDetector.Overrides(Classes),
-            $"SOLVER.MAX_ITER={maxIter}",
-            "SOLVER.STEPS=[1]",
-            "SOLVER.WARMUP_ITERS=1",
-            "SOLVER.CHECKPOINT_PERIOD=2",
-            "TEST.EVAL_PERIOD=0",
-            "SEED=7",
-            .. more,
-        ]);
+    private static EngineConfig Config(string file, string outputDir, long maxIter, params string[] more) => TinyDetector.Run(file, outputDir, maxIter, more);
 
     private static DetectorTrainingOptions Options => new() { LogPeriod = 1 };
 
