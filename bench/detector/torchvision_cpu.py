@@ -7,6 +7,12 @@ the engine's `prepare` wrote (read off the engine's configs), and reads the same
 `case<TAB>metric<TAB>value` line per median, as the engine does.
 
     python3 torchvision_cpu.py demo|r50|profile DIR
+    python3 torchvision_cpu.py r50 DIR --device cuda [--tf32]
+
+On a GPU (`--device cuda`, the peer of the engine's `r50 --device cuda`) the box head and predictor are torchvision's
+own TwoMLPHead and FastRCNNPredictor (cuBLAS, no reference-BLAS detour), the images are uploaded in each step's data
+time, each step and inference call ends with torch.cuda.synchronize(), TF32 is off in cuBLAS and cuDNN unless --tf32
+turns both on, and the stage split is launch time only (the stages are not synchronized).
 
 `profile` times the R50 backbone's forward part by part (stem, res2..res5, FPN) on the first R50 image, as the engine's
 `profile` mode does.
@@ -37,6 +43,7 @@ import torchvision
 from torch import nn
 from torchvision.io import decode_jpeg, read_file
 from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.models.resnet import BasicBlock, resnet18, resnet34, resnet50, resnet101
@@ -103,7 +110,7 @@ class SlimResNetFpn(nn.Module):
         return self.fpn(feats)
 
 
-def build_model(s):
+def build_model(s, linear_head=False):
     if s["resnet_norm"] == "FrozenBatchNorm":
         resnet = {18: resnet18, 34: resnet34, 50: resnet50, 101: resnet101}[s["depth"]](weights=None, norm_layer=FrozenBatchNorm2d)
         # FREEZE_AT 2 freezes the stem and res2: torchvision's trainable_layers counts the 5 stages from the top
@@ -132,8 +139,9 @@ def build_model(s):
         rpn_bg_iou_thresh=s["rpn_iou_thresholds"][0], rpn_fg_iou_thresh=s["rpn_iou_thresholds"][1],
         rpn_batch_size_per_image=s["rpn_batch_size_per_image"], rpn_positive_fraction=s["rpn_positive_fraction"],
         box_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], resolution, sampling_ratio=s["pooler_sampling_ratio"]),
-        box_head=ConvTwoFcHead(backbone.out_channels, resolution, s["fc_dim"]),
-        box_predictor=ConvPredictor(s["fc_dim"], classes),
+        box_head=(TwoMLPHead(backbone.out_channels * resolution ** 2, s["fc_dim"]) if linear_head
+                  else ConvTwoFcHead(backbone.out_channels, resolution, s["fc_dim"])),
+        box_predictor=FastRCNNPredictor(s["fc_dim"], classes) if linear_head else ConvPredictor(s["fc_dim"], classes),
         box_score_thresh=s["score_thresh_test"], box_nms_thresh=s["nms_thresh_test"],
         box_detections_per_img=s["detections_per_image"],
         box_fg_iou_thresh=s["roi_iou_threshold"], box_bg_iou_thresh=s["roi_iou_threshold"],
@@ -193,11 +201,16 @@ def median(values):
     return statistics.median(values)
 
 
-def run(case, directory):
+def run(case, directory, device):
     with open(os.path.join(directory, f"{case}_settings.json")) as f:
         s = json.load(f)
     torch.manual_seed(20240611)
-    model = build_model(s)
+    cuda = device.type == "cuda"
+    model = build_model(s, linear_head=cuda).to(device)
+
+    def complete():
+        if cuda:
+            torch.cuda.synchronize(device)
     clock = StageClock(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"])
@@ -223,10 +236,11 @@ def run(case, directory):
             classes = torch.frombuffer(bytearray(f.read()), dtype=torch.int64).reshape(n, b)
 
         def train_batch(step):
-            return [pixels[i].clone() for i in range(n)], [{"boxes": boxes[i].clone(), "labels": classes[i] + 1} for i in range(n)]
+            return ([pixels[i].to(device, copy=True) for i in range(n)],
+                    [{"boxes": boxes[i].to(device, copy=True), "labels": (classes[i] + 1).to(device)} for i in range(n)])
 
         def infer_batch(step):
-            return [pixels[step % n].clone()]
+            return [pixels[step % n].to(device, copy=True)]
 
     rows = []
     model.train()
@@ -234,6 +248,7 @@ def run(case, directory):
     for step in range(s["train_warmup"] + s["train_steps"]):
         cpu0, t0 = time.process_time(), time.perf_counter()
         images, targets = train_batch(step)
+        complete()
         t1 = time.perf_counter()
         optimizer.zero_grad()
         losses = model(images, targets)
@@ -243,6 +258,7 @@ def run(case, directory):
             raise SystemExit(f"{case}: the training loss is {total.item()}; the benchmark times finite steps only")
         total.backward()
         optimizer.step()
+        complete()
         t3 = time.perf_counter()
         cpu = (time.process_time() - cpu0) * 1000
         row = dict(step=(t3 - t0) * 1000, data=(t1 - t0) * 1000, backward_step=(t3 - t2) * 1000, cpu=cpu, **clock.times)
@@ -256,8 +272,10 @@ def run(case, directory):
         for step in range(s["infer_warmup"] + s["infer_steps"]):
             cpu0, t0 = time.process_time(), time.perf_counter()
             images = infer_batch(step)
+            complete()
             t1 = time.perf_counter()
             model(images)
+            complete()
             t3 = time.perf_counter()
             cpu = (time.process_time() - cpu0) * 1000
             row = dict(step=(t3 - t0) * 1000, data=(t1 - t0) * 1000, backward_step=0.0, cpu=cpu, **clock.times)
@@ -320,14 +338,35 @@ def log(case, phase, step, warmup, r):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("demo", "r50", "profile"):
-        raise SystemExit("usage: torchvision_cpu.py demo|r50|profile DIR")
-    torch.set_num_threads(2)
-    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, threads {torch.get_num_threads()}", file=sys.stderr)
-    if sys.argv[1] == "profile":
-        profile(sys.argv[2])
+    args = sys.argv[1:]
+    usage = "usage: torchvision_cpu.py demo|r50|profile DIR, or r50 DIR --device cuda [--tf32]"
+    if len(args) < 2 or args[0] not in ("demo", "r50", "profile"):
+        raise SystemExit(usage)
+    device, tf32, rest = torch.device("cpu"), False, args[2:]
+    while rest:
+        if rest[0] == "--device" and len(rest) > 1:
+            device, rest = torch.device(rest[1]), rest[2:]
+        elif rest[0] == "--tf32":
+            tf32, rest = True, rest[1:]
+        else:
+            raise SystemExit(f"unknown argument {rest[0]!r}; {usage}")
+    if device.type == "cuda":
+        if args[0] != "r50":
+            raise SystemExit("--device cuda is for the r50 case")
+        # PyTorch allows TF32 in cuDNN by default; both libraries are set explicitly so FP32 means FP32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
+    elif tf32:
+        raise SystemExit("--tf32 applies to --device cuda")
     else:
-        run(sys.argv[1], sys.argv[2])
+        torch.set_num_threads(2)
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, device {device}, tf32 {tf32}, threads {torch.get_num_threads()}",
+          file=sys.stderr)
+    if args[0] == "profile":
+        profile(args[1])
+    else:
+        run(args[0], args[1], device)
 
 
 if __name__ == "__main__":

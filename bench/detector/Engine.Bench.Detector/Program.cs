@@ -11,12 +11,16 @@
 //
 //   Engine.Bench.Detector prepare --dir DIR --root REPO [--quick]
 //   Engine.Bench.Detector demo|r50 --dir DIR --root REPO
+//   Engine.Bench.Detector r50 --dir DIR --root REPO --device cuda [--tf32]   (on a GPU: images uploaded in the data time,
+//         each step and inference call timed to the device's completion; the stage split is then launch time only)
 //   Engine.Bench.Detector profile --dir DIR --root REPO     (R50 backbone forward part by part, 1 image, no grad)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Engine;
 using Engine.Config;
+using Engine.Cuda.Backend;
+using Engine.Cuda.Ops;
 using Engine.Data.Imaging;
 using Engine.Data.Loading;
 using Engine.Data.Records;
@@ -34,14 +38,28 @@ if (args.Length == 0 || args[0] is not ("prepare" or "demo" or "r50" or "profile
     return Usage("the first argument is the mode: prepare, demo, r50 or profile");
 string? dir = null, root = null;
 var quick = false;
+var tf32 = false;
+var device = Device.Cpu;
 for (var i = 1; i < args.Length; i++)
 {
     if (args[i] == "--dir" && i + 1 < args.Length) dir = args[++i];
     else if (args[i] == "--root" && i + 1 < args.Length) root = args[++i];
     else if (args[i] == "--quick") quick = true;
+    else if (args[i] == "--tf32") tf32 = true;
+    else if (args[i] == "--device" && i + 1 < args.Length) device = Device.Parse(args[++i]);
     else return Usage($"unknown argument '{args[i]}'");
 }
 if (dir is null || root is null) return Usage("--dir and --root are required");
+if (device.Kind == DeviceKind.Cuda)
+{
+    if (args[0] != "r50") return Usage("--device cuda is for the r50 case");
+    if (!CudaOpsRegistration.TryRegister(out var reason, new CudaBackendOptions(AllowTf32: tf32)))
+    {
+        Console.Error.WriteLine($"--device {device}: CUDA is not usable here: {reason}");
+        return 2;
+    }
+}
+else if (tf32) return Usage("--tf32 applies to --device cuda");
 
 var demoConfigPath = Path.Combine(root, "configs/synth/faster_rcnn_r18_fpn.yaml");
 var r50ConfigPath = Path.Combine(root, "configs/lvis_v1/faster_rcnn_r50_fpn_1x.yaml");
@@ -56,7 +74,7 @@ switch (args[0])
         Bench.RunDemo(ConfigLoader.Load(demoConfigPath), dir);
         break;
     case "r50":
-        Bench.RunR50(ConfigLoader.Load(r50ConfigPath), dir);
+        Bench.RunR50(ConfigLoader.Load(r50ConfigPath), dir, device);
         break;
     case "profile":
         Bench.ProfileR50Backbone(ConfigLoader.Load(r50ConfigPath), dir);
@@ -66,7 +84,7 @@ return 0;
 
 static int Usage(string why)
 {
-    Console.Error.WriteLine($"{why}; usage: Engine.Bench.Detector prepare|demo|r50|profile --dir DIR --root REPO [--quick]");
+    Console.Error.WriteLine($"{why}; usage: Engine.Bench.Detector prepare|demo|r50|profile --dir DIR --root REPO [--quick] [--device cpu|cuda [--tf32]]");
     return 2;
 }
 
@@ -253,8 +271,9 @@ internal static class Bench
         Report("demo", trainSteps, batch, inferSteps, batch);
     }
 
-    /// <summary>R50-FPN: training steps on the two prepared images, inference on one image at a time.</summary>
-    public static void RunR50(EngineConfig config, string dir)
+    /// <summary>R50-FPN: training steps on the two prepared images, inference on one image at a time, on
+    /// <paramref name="device"/> (the images are kept on the host and uploaded in each step's data time).</summary>
+    public static void RunR50(EngineConfig config, string dir, Device device)
     {
         var repeats = ReadRepeats(Path.Combine(dir, "r50_settings.json"));
         const int n = R50TrainImages, h = R50Height, w = R50Width, b = R50BoxesPerImage;
@@ -271,17 +290,40 @@ internal static class Bench
         }).ToArray();
 
         using var detector = DetectorBuilder.FromConfig(config, new Generator(Seed));
+        detector.To(device);
         var times = new StageTimes();
         detector.StageTimer = times;
         using var optimizer = SolverSetup.BuildOptimizer(detector, config.Solver);
         optimizer.Lr = TrainLr(config);
+        // On a GPU the host runs ahead of the stream; reading one element of a parameter waits for everything queued.
+        var (_, probe) = detector.NamedParameters().Last();
+        void Complete()
+        {
+            if (device.Kind == DeviceKind.Cpu) return;
+            using var flat = probe.Value.Reshape(-1);
+            using var first = flat.Narrow(0, 0, 1);
+            _ = first.Item();
+        }
+        ImageList Upload(IReadOnlyList<Tensor> host)
+        {
+            if (device.Kind == DeviceKind.Cpu) return ImageList.FromTensors(host, 32);
+            var moved = host.Select(t => t.To(device)).ToList();
+            try
+            {
+                return ImageList.FromTensors(moved, 32);
+            }
+            finally
+            {
+                foreach (var t in moved) t.Dispose();
+            }
+        }
         var trainSteps = new List<StepTimes>();
         for (var step = 0; step < repeats.TrainWarmup + repeats.TrainSteps; step++)
         {
-            var s = TrainStep(optimizer, times, () => ImageList.FromTensors(images, 32), list =>
+            var s = TrainStep(optimizer, times, () => Upload(images), list =>
             {
                 var targets = Enumerable.Range(0, n).Select(i => Instances.FromGroundTruth((h, w),
-                    Tensor.From(boxes.AsSpan(i * b * 4, b * 4).ToArray(), b, 4), Tensor.From(classes.AsSpan(i * b, b).ToArray(), b))).ToList();
+                    Tensor.From(boxes.AsSpan(i * b * 4, b * 4).ToArray(), [b, 4], device), Tensor.From(classes.AsSpan(i * b, b).ToArray(), [b], device))).ToList();
                 try
                 {
                     return detector.Losses(list, targets);
@@ -290,7 +332,7 @@ internal static class Bench
                 {
                     foreach (var t in targets) t.Dispose();
                 }
-            });
+            }, Complete);
             Log("r50 train", step, repeats.TrainWarmup, s);
             if (step >= repeats.TrainWarmup) trainSteps.Add(s);
         }
@@ -300,7 +342,7 @@ internal static class Bench
         for (var step = 0; step < repeats.InferWarmup + repeats.InferSteps; step++)
         {
             var image = images[step % n];
-            var s = InferStep(detector, times, () => ImageList.FromTensors([image], 32), list => list);
+            var s = InferStep(detector, times, () => Upload([image]), list => list, Complete);
             Log("r50 infer", step, repeats.InferWarmup, s);
             if (step >= repeats.InferWarmup) inferSteps.Add(s);
         }
@@ -365,7 +407,7 @@ internal static class Bench
     /// <summary>One training step: fetch the batch (data), the forward (split by the detector's stage timer), the summed
     /// losses' backward and the SGD step.</summary>
     private static StepTimes TrainStep<TBatch>(Sgd optimizer, StageTimes times, Func<TBatch> next,
-                                               Func<TBatch, IReadOnlyDictionary<string, Tensor>> losses) where TBatch : IDisposable
+                                               Func<TBatch, IReadOnlyDictionary<string, Tensor>> losses, Action? complete = null) where TBatch : IDisposable
     {
         var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var start = Stopwatch.GetTimestamp();
@@ -383,6 +425,7 @@ internal static class Bench
                 throw new InvalidOperationException($"the training loss is {total.Item()}; the benchmark times finite steps only.");
             total.Backward();
             optimizer.Step();
+            complete?.Invoke();
         }
         foreach (var loss in values.Values) loss.Dispose();
         var end = Stopwatch.GetTimestamp();
@@ -392,8 +435,8 @@ internal static class Bench
     }
 
     /// <summary>One inference call: fetch the batch (data) and the forward under NoGrad (split by the stage timer).</summary>
-    private static StepTimes InferStep<TBatch>(GeneralizedRcnn detector, StageTimes times, Func<TBatch> next, Func<TBatch, ImageList> images)
-        where TBatch : IDisposable
+    private static StepTimes InferStep<TBatch>(GeneralizedRcnn detector, StageTimes times, Func<TBatch> next, Func<TBatch, ImageList> images,
+                                               Action? complete = null) where TBatch : IDisposable
     {
         var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var start = Stopwatch.GetTimestamp();
@@ -406,6 +449,7 @@ internal static class Bench
             try
             {
                 foreach (var d in detector.Inference(list)) d.Dispose();
+                complete?.Invoke();
             }
             finally
             {
