@@ -1,10 +1,12 @@
 // Page-locked host buffers through which the CUDA backend moves tensors between host and device. A copy
 // from pageable memory (a managed array) cannot be asynchronous, and the caller's memory may be gone once
-// the call returns; so uploads are copied into a pinned chunk and queued from there (cuMemcpyHtoDAsync),
-// and the host waits only when it needs a chunk whose previous copy is still in flight. Downloads are
-// queued into pinned chunks and waited for, since the caller reads the data on return: that wait is the
-// one host synchronization a copy to the host needs. Chunks alternate, so copying one chunk on the host
-// overlaps the transfer of the next.
+// the call returns; so uploads are copied into a pinned ring (StagingRing's bookkeeping, 64 MiB by default)
+// and queued from there (cuMemcpyHtoDAsync). Each upload's bytes stay reserved until the event recorded
+// after its copy completes, and the host waits only when the ring comes round onto a copy the stream has not
+// reached: a training step's many small uploads (index lists, constants, the batch) queue without waiting.
+// Downloads are queued into pinned chunks and waited for, since the caller reads the data on return: that
+// wait is the one host synchronization a copy to the host needs. Their chunks alternate, so copying one chunk
+// on the host overlaps the transfer of the next.
 using System.Runtime.CompilerServices;
 using Engine.Cuda.Interop;
 
@@ -26,16 +28,27 @@ public sealed unsafe class PinnedStaging : IDisposable
         public bool InFlight { get; set; }
     }
 
+    private readonly PinnedHostHandle _ringMemory;
+    private readonly StagingRing<CudaEvent> _uploads;
+    private readonly Stack<CudaEvent> _idleEvents = new();
+    private readonly List<CudaEvent> _retired = [];
+
     /// <param name="chunkBytes">size of one pinned chunk; a transfer larger than this goes through several.</param>
-    /// <param name="chunkCount">number of chunks used in turn (2: double buffering).</param>
-    public PinnedStaging(CudaDevice device, CudaStream stream, int chunkBytes = 8 << 20, int chunkCount = 2)
+    /// <param name="chunkCount">number of download chunks used in turn (2: double buffering).</param>
+    /// <param name="ringBytes">size of the upload ring (at least one chunk).</param>
+    public PinnedStaging(CudaDevice device, CudaStream stream, int chunkBytes = 8 << 20, int chunkCount = 2, long ringBytes = 64L << 20)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 4096);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkCount, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ringBytes, chunkBytes);
         Device = device;
         Stream = stream;
         ChunkBytes = chunkBytes;
         device.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemHostAlloc(out var ring, (nuint)ringBytes, CuMemHostAllocPortable), nameof(CudaDriver.cuMemHostAlloc),
+                         $"{MemoryStats.Format(ringBytes)} of pinned upload staging memory");
+        _ringMemory = new PinnedHostHandle(device.Context, (nint)ring);
+        _uploads = new StagingRing<CudaEvent>(ringBytes);
         _chunks = new Chunk[chunkCount];
         for (var i = 0; i < chunkCount; i++)
         {
@@ -57,17 +70,39 @@ public sealed unsafe class PinnedStaging : IDisposable
         lock (_gate)
         {
             Device.MakeCurrent();
+            var ring = (byte*)_ringMemory.DangerousGetHandle();
+            _uploads.RetireCompleted(e => e.IsComplete, _retired);
+            Recycle();
             for (long done = 0; done < bytes; done += ChunkBytes)
             {
                 var n = (int)Math.Min(ChunkBytes, bytes - done);
-                var chunk = Take();
-                Unsafe.CopyBlockUnaligned(chunk.Pointer, (byte*)host + done, (uint)n);
-                CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(destination + (ulong)done, chunk.Pointer, (nuint)n, Stream.Handle),
-                                 nameof(CudaDriver.cuMemcpyHtoDAsync), $"{n} bytes");
-                chunk.Done.Record(Stream);
-                chunk.InFlight = true;
+                var marker = _idleEvents.Count > 0 ? _idleEvents.Pop() : new CudaEvent(Device);
+                var offset = _uploads.Reserve(n, out var waitFor, _retired);
+                try
+                {
+                    waitFor?.Synchronize();
+                    Unsafe.CopyBlockUnaligned(ring + offset, (byte*)host + done, (uint)n);
+                    CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(destination + (ulong)done, ring + offset, (nuint)n, Stream.Handle),
+                                     nameof(CudaDriver.cuMemcpyHtoDAsync), $"{n} bytes");
+                    marker.Record(Stream);
+                }
+                catch
+                {
+                    _uploads.Cancel();
+                    _idleEvents.Push(marker);
+                    throw;
+                }
+                _uploads.Commit(marker);
+                Recycle();
             }
         }
+    }
+
+    /// <summary>Upload markers the ring gave back, ready to be recorded again.</summary>
+    private void Recycle()
+    {
+        foreach (var e in _retired) _idleEvents.Push(e);
+        _retired.Clear();
     }
 
     /// <summary>Copies <paramref name="bytes"/> bytes from device address <paramref name="source"/> to host memory, after all
@@ -123,5 +158,12 @@ public sealed unsafe class PinnedStaging : IDisposable
             chunk.Done.Dispose();
             chunk.Memory.Dispose();
         }
+        // copies out of the ring may still be queued: wait for each before the pinned memory goes
+        _uploads.RetireAll(_retired);
+        foreach (var e in _retired) e.Synchronize();
+        Recycle();
+        foreach (var e in _idleEvents) e.Dispose();
+        _idleEvents.Clear();
+        _ringMemory.Dispose();
     }
 }
