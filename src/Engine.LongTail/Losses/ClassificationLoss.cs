@@ -23,7 +23,17 @@ public abstract class ClassificationLoss : IClassificationLoss
     public Tensor Loss(Tensor logits, Tensor labels, LossContext? context = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var host = CheckLossInputs(logits, labels);
+        var host = CheckLossInputs(logits, labels, null);
+        return ComputeLoss(logits, labels, host, context ?? LossContext.Training);
+    }
+
+    /// <summary>The loss where the caller has read the labels to the host already: <paramref name="hostLabels"/> holds the
+    /// values of <paramref name="labels"/> (checked like them), so they are not read again (on a GPU, one wait fewer).</summary>
+    public Tensor Loss(Tensor logits, Tensor labels, long[] hostLabels, LossContext? context = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(hostLabels);
+        var host = CheckLossInputs(logits, labels, hostLabels);
         return ComputeLoss(logits, labels, host, context ?? LossContext.Training);
     }
 
@@ -84,7 +94,7 @@ public abstract class ClassificationLoss : IClassificationLoss
 
     // ---- checks ----
 
-    private long[] CheckLossInputs(Tensor logits, Tensor labels)
+    private long[] CheckLossInputs(Tensor logits, Tensor labels, long[]? hostLabels)
     {
         CheckLogits(logits, "Loss");
         var name = GetType().Name;
@@ -92,7 +102,9 @@ public abstract class ClassificationLoss : IClassificationLoss
             throw new ArgumentException($"{name}.Loss: labels must be int64 [{logits.Size(0)}] (one per RoI), got {labels.DType.Name()} {ShapeUtil.Format(labels.Shape)}.");
         if (labels.Device != logits.Device)
             throw new ArgumentException($"{name}.Loss: labels are on {labels.Device}, logits on {logits.Device}; move one with To(device).");
-        var host = labels.ToArray<long>();
+        if (hostLabels is not null && hostLabels.Length != labels.Size(0))
+            throw new ArgumentException($"{name}.Loss: {hostLabels.Length} host labels were given for labels {ShapeUtil.Format(labels.Shape)}; pass the same values.");
+        var host = hostLabels ?? labels.ToArray<long>();
         for (var i = 0; i < host.Length; i++)
             if (host[i] < 0 || host[i] > NumClasses)
                 throw new ArgumentException($"{name}.Loss: label {host[i]} of RoI {i} is outside [0, {NumClasses}] " +

@@ -34,6 +34,11 @@ public interface IClassificationLoss : IDisposable
     /// N (all sampled RoIs). Autograd-connected to the logits. N = 0 gives 0 with a zero gradient.</summary>
     Tensor Loss(Tensor logits, Tensor labels, LossContext? context = null);
 
+    /// <summary>The same loss where the caller has read the labels to the host already (<paramref name="hostLabels"/>: the
+    /// values of <paramref name="labels"/>), so an implementation that needs them there need not read them again (on a
+    /// GPU, a wait). By default the host copy is not used.</summary>
+    Tensor Loss(Tensor logits, Tensor labels, long[] hostLabels, LossContext? context = null) => Loss(logits, labels, context);
+
     /// <summary>Test-time probabilities (N, C+1): column c &lt; C is the score of class c, column C the background
     /// score where the method defines one (0 otherwise). Computed without recording and without touching state.</summary>
     Tensor Scores(Tensor logits);

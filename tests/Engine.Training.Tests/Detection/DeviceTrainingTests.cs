@@ -134,14 +134,14 @@ public sealed class DeviceTrainingTests
     /// each where a size or value the host needs depends on data. Per image: the anchors' match labels for the RPN's
     /// sampler, the proposals' classes for the RoI sampler (BalancedPositiveNegativeSampler), the non-empty proposals and
     /// the NMS count that size the RPN's output, and the boxes whose FPN level the pooler assigns (Poolers). Per batch:
-    /// the RoI labels the classification loss checks and reads (ClassificationLoss.CheckLossInputs), the foreground rows
-    /// of the box regression (FastRcnnOutputLayers), and the loss values the trainer logs and checks (one read of all).</summary>
+    /// the RoI labels, read once by FastRcnnOutputLayers.Losses for the classification loss's checks and bookkeeping and
+    /// the box regression's foreground rows, and the loss values the trainer logs and checks (one read of all).</summary>
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
     public void TrainingStepWaitsForTheDeviceOnlyWhereDataDecides(int images)
     {
-        const int perImage = 5, perBatch = 3;
+        const int perImage = 5, perBatch = 2;
         var dir = Toy.TempDir();
         var config = Config("faster_rcnn_r18_fpn.yaml", dir, 3, Cuda, $"SOLVER.IMS_PER_BATCH={images}", "SOLVER.CHECKPOINT_PERIOD=1000");
         var progress = new WaitsPerIteration();

@@ -128,47 +128,50 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
         using var scope = DisposeScope.Begin();
         // the calibrator's working copy follows the model's buffers (a resumed run loaded them), and they follow it back
         // after a loss that moves its statistics (LogN's repo-mode head)
+        // The labels are read to the host once (on a GPU, the one wait of these losses): the classification loss checks
+        // and uses them, and the regression picks its foreground rows from them.
+        var hostLabels = labels.ToInt64Array();
         Calibration?.Push();
-        var lossCls = ClassificationLoss.Loss(logits, labels);
+        var lossCls = ClassificationLoss.Loss(logits, labels, hostLabels);
         Calibration?.Pull();
         var result = new Dictionary<string, Tensor> { ["loss_cls"] = scope.Keep(lossCls) };
         var regressionDeltas = deltas.Narrow(0, 0, r);
         var regressionLabels = labels.Narrow(0, 0, r);
         if (Transfuser is not null)
         {
-            var targets = RegressionTargets(regressionLabels, proposalBoxes, gtBoxes);
+            var targets = RegressionTargets(hostLabels.AsSpan(0, r), proposalBoxes, gtBoxes);
             var transfusion = Transfuser.Transfuse(regressionDeltas, embeddings!.Narrow(0, 0, r), targets, regressionLabels, Math.Max(r, 1));
             regressionDeltas = transfusion.BoxDeltas;
             result["loss_box_trans"] = scope.Keep(Tensor.Scalar((float)transfusion.ExtraLoss, logits.Device));
         }
-        result["loss_box_reg"] = scope.Keep(BoxRegressionLoss(regressionDeltas, regressionLabels, proposalBoxes, gtBoxes));
+        result["loss_box_reg"] = scope.Keep(BoxRegressionLoss(regressionDeltas, hostLabels.AsSpan(0, r), proposalBoxes, gtBoxes));
         return result;
     }
 
-    /// <summary>Regression targets (R, 4) of the foreground rows, 0 on background rows (their matched ground truth is an arbitrary box, so no target exists).</summary>
-    private Tensor RegressionTargets(Tensor labels, Tensor proposalBoxes, Tensor gtBoxes)
+    /// <summary>Regression targets (R, 4) of the foreground rows, 0 on background rows (their matched ground truth is an
+    /// arbitrary box, so no target exists); <paramref name="labels"/> are the R rows' labels on the host. Scattered into
+    /// zeros on the device, so nothing is read back.</summary>
+    private Tensor RegressionTargets(ReadOnlySpan<long> labels, Tensor proposalBoxes, Tensor gtBoxes)
     {
         using var noGrad = GradMode.NoGrad();
         using var scope = DisposeScope.Begin();
         var r = proposalBoxes.Size(0);
-        var l = labels.ToInt64Array();
-        var foreground = Enumerable.Range(0, r).Where(i => l[i] < NumClasses).Select(i => (long)i).ToArray();
-        var fg = Tensor.From<long>(foreground, [foreground.Length], proposalBoxes.Device);
-        var src = proposalBoxes.IndexSelect(0, fg);
-        var dst = gtBoxes.IndexSelect(0, fg);
-        var targets = BoxTransform.GetDeltas(src, dst).ToFloatArray();                   // (F, 4)
-        var all = new float[r * 4];
-        for (var f = 0; f < foreground.Length; f++) Array.Copy(targets, f * 4, all, foreground[f] * 4, 4);
-        return scope.Keep(Tensor.From<float>(all, [r, 4], proposalBoxes.Device));
+        var foreground = new List<long>();
+        for (var i = 0; i < r; i++)
+            if (labels[i] < NumClasses) foreground.Add(i);
+        var device = proposalBoxes.Device;
+        var fg = Tensor.From<long>(foreground.ToArray(), [foreground.Count], device);
+        var targets = BoxTransform.GetDeltas(proposalBoxes.IndexSelect(0, fg), gtBoxes.IndexSelect(0, fg));  // (F, 4)
+        var rows = fg.Unsqueeze(1).Expand(foreground.Count, 4).Contiguous();                                  // (F, 4): row of each target
+        return scope.Keep(Tensor.Zeros([r, 4], DType.Float32, device).ScatterAdd(0, rows, targets));
     }
 
     /// <summary>Σ over foreground RoIs of the smooth-L1 between their ground-truth class's 4 deltas (R, 4K) and the
     /// regression targets, divided by the R sampled RoIs, times the loss weight.</summary>
-    private Tensor BoxRegressionLoss(Tensor deltas, Tensor labels, Tensor proposalBoxes, Tensor gtBoxes)
+    private Tensor BoxRegressionLoss(Tensor deltas, ReadOnlySpan<long> l, Tensor proposalBoxes, Tensor gtBoxes)
     {
         var r = proposalBoxes.Size(0);
         var classes = ClassAgnosticBoxReg ? 1 : NumClasses;
-        var l = labels.ToInt64Array();
         var foreground = new List<long>();
         var rows = new List<long>();
         for (var i = 0; i < r; i++)
