@@ -63,6 +63,24 @@ public abstract class ClassificationLoss : IClassificationLoss
         return value;
     }
 
+    /// <summary><paramref name="state"/> (a tensor AddState returned) on <paramref name="device"/>: moved there the first
+    /// time the loss runs on another device (the registered entry is replaced, the old tensor freed), so state the loss
+    /// updates every call stays beside the logits instead of crossing to them and back each time. Keep the returned tensor.</summary>
+    protected Tensor StateOn(Tensor state, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.Device == device) return state;
+        var i = _state.FindIndex(s => ReferenceEquals(s.Value, state));
+        if (i < 0) throw new ArgumentException($"{GetType().Name}.StateOn: the tensor is not registered state; pass one AddState returned.");
+        Tensor moved;
+        using (GradMode.NoGrad())
+        using (DisposeScope.Suspend())
+            moved = state.To(device);
+        _state[i] = (_state[i].Name, moved);
+        state.Dispose();
+        return moved;
+    }
+
     /// <summary>Called before StateDict copies the state, so that state kept outside tensors (a generator) can be written into them.</summary>
     protected virtual void BeforeSave() { }
 

@@ -7,8 +7,9 @@ namespace Engine.LongTail;
 
 public sealed class FcblLoss : ClassificationLoss
 {
-    private readonly Tensor _confusion;
-    private readonly Tensor _counts;
+    // on the device of the last logits (StateOn): A (C, C) is read and updated every call
+    private Tensor _confusion;
+    private Tensor _counts;
 
     /// <param name="alpha">margin scale (0.85).</param>
     /// <param name="probThreshold">τ of the hard-negative mask (0.7).</param>
@@ -41,6 +42,8 @@ public sealed class FcblLoss : ClassificationLoss
 
     protected override Tensor ComputeLoss(Tensor logits, Tensor labels, long[] hostLabels, LossContext context)
     {
+        _confusion = StateOn(_confusion, logits.Device);
+        _counts = StateOn(_counts, logits.Device);
         using var a = SigmoidWeights.OnDevice(_confusion, logits.Device);
         using var n = SigmoidWeights.OnDevice(_counts, logits.Device);
         var loss = LongTailOps.Fcbl(logits, labels, a, n, Alpha, ProbThreshold, Reweight, LossWeight * Normalizer(hostLabels.Length));

@@ -82,9 +82,10 @@ public sealed class EqlLoss : ClassificationLoss
 /// objectness factor, σ(z_c); background σ(z_C) either way.</summary>
 public sealed class Eqlv2Loss : ClassificationLoss
 {
-    private readonly Tensor _posGrad;
-    private readonly Tensor _negGrad;
-    private readonly Tensor _ratio;
+    // on the device of the last logits (StateOn): the statistics are updated from device results every call
+    private Tensor _posGrad;
+    private Tensor _negGrad;
+    private Tensor _ratio;
 
     public Eqlv2Loss(int numClasses, double gamma = 12, double mu = 0.8, double alpha = 4, bool testWithObjectness = true) : base(numClasses, numClasses + 1)
     {
@@ -120,6 +121,9 @@ public sealed class Eqlv2Loss : ClassificationLoss
 
     protected override Tensor ComputeLoss(Tensor logits, Tensor labels, long[] hostLabels, LossContext context)
     {
+        _posGrad = StateOn(_posGrad, logits.Device);
+        _negGrad = StateOn(_negGrad, logits.Device);
+        _ratio = StateOn(_ratio, logits.Device);
         var (p, q) = Weights(logits.Device);
         using (p)
         using (q)
