@@ -137,7 +137,8 @@ public sealed class DeviceTrainingTests
     /// the RoI labels, read once by FastRcnnOutputLayers.Losses for the classification loss's checks and bookkeeping and
     /// the box regression's foreground rows, and the loss values the trainer logs and checks (one read of all). The
     /// long-tail losses add none (their statistics stay on the device: EQLv2's gradient sums; Seesaw's counts and
-    /// Federated's draws come from the host labels); CRAT adds one, its extra loss summed in double for the log.</summary>
+    /// Federated's draws come from the host labels); CRAT adds one, its extra loss summed in double for the log; RIO
+    /// five, its queues being host arrays that take the batch's embeddings, labels and boxes (and a label check).</summary>
     [Theory]
     [InlineData("faster_rcnn_r18_fpn.yaml", 1, 0)]
     [InlineData("faster_rcnn_r18_fpn.yaml", 3, 0)]
@@ -145,6 +146,7 @@ public sealed class DeviceTrainingTests
     [InlineData("seesaw.yaml", 2, 0)]
     [InlineData("federated.yaml", 2, 0)]
     [InlineData("crat.yaml", 2, 1)]
+    [InlineData("rio.yaml", 2, 5)]
     public void TrainingStepWaitsForTheDeviceOnlyWhereDataDecides(string file, int images, int extra)
     {
         const int perImage = 5, perBatch = 2;
