@@ -75,7 +75,8 @@ public static class HostBackedCuda
     }
 
     /// <summary>Backend arguments the CUDA backends read on the host (so a CPU tensor is allowed there):
-    /// the group offsets of group softmax (CudaLongTailBackend.Offsets copies them to the host either way).</summary>
+    /// the group offsets of group softmax (CudaLongTailBackend.Offsets reads them back when they are on the device,
+    /// which the recorder counts as a wait).</summary>
     private static readonly HashSet<(string Method, string Parameter)> HostArguments =
     [
         (nameof(ILongTailBackend.GroupSoftmax), "offsets"),
@@ -169,13 +170,16 @@ public static class HostBackedCuda
 
         private static Tensor OnCpu(string method, string parameter, Tensor t, List<Tensor> views)
         {
+            var hostArgument = HostArguments.Contains((method, parameter.Split('[')[0]));
             if (t.Storage is HostBackedStorage s)
             {
+                // a host argument given on the device is read back by the CUDA backend: a wait
+                if (hostArgument) _recorder?.Add($"{method}({parameter} read back)");
                 var view = Tensor.OverStorage(s.Alias, t.Shape, t.Strides, t.Offset, t.DType);
                 views.Add(view);
                 return view;
             }
-            if (HostArguments.Contains((method, parameter.Split('[')[0]))) return t;
+            if (hostArgument) return t;
             throw new ArgumentException($"{typeof(TBackend).Name}.{method}: {parameter} is on {t.Device}, not {Device}; move it with To({Device}) first.", parameter);
         }
     }

@@ -119,8 +119,8 @@ public sealed class GroupSoftmaxLoss : ClassificationLoss
     {
         var (columns, weights) = Targets(hostLabels);
         var n = hostLabels.Length;
-        using var offsets = SigmoidWeights.OnDevice(_offsets, logits.Device);
-        using var logq = LongTailOps.GroupSoftmax(logits, offsets, log: true);
+        // the offsets stay on the host, where both backends read them (on a device they would be read back every call)
+        using var logq = LongTailOps.GroupSoftmax(logits, _offsets, log: true);
         using var index = Tensor.From<long>(columns, [n, GroupCount], logits.Device);
         using var w = Tensor.FromDoubles(weights, [n, GroupCount], DType.Float32, logits.Device);
         using var picked = logq.Gather(1, index);
@@ -131,9 +131,8 @@ public sealed class GroupSoftmaxLoss : ClassificationLoss
 
     protected override Tensor ComputeScores(Tensor logits)
     {
-        using var offsets = SigmoidWeights.OnDevice(_offsets, logits.Device);
         using var columns = SigmoidWeights.OnDevice(_fgColumns, logits.Device);
-        using var q = LongTailOps.GroupSoftmax(logits, offsets);
+        using var q = LongTailOps.GroupSoftmax(logits, _offsets);
         using var byClass = q.IndexSelect(1, columns);
         using var fg = q.Narrow(1, 1, 1);
         using var bg = q.Narrow(1, 0, 1);
