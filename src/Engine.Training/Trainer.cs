@@ -189,15 +189,7 @@ public sealed class Trainer<TBatch>
                 if (loss.Numel != 1)
                     throw new InvalidOperationException($"Trainer: loss '{name}' has shape {ShapeUtil.Format(loss.Shape)} at iteration {iter}; every loss must be a scalar (reduce it with Sum or Mean).");
             // One read of all the terms (on a GPU, the step's one wait for the losses, not one per term).
-            float[] read;
-            using (GradMode.NoGrad())
-            {
-                var scalars = losses.Values.Select(l => l.Reshape(1)).ToList();
-                using var stacked = Tensor.Stack(scalars, 0);
-                foreach (var t in scalars) t.Dispose();
-                read = stacked.ToFloatArray();
-            }
-            foreach (var ((name, _), v) in losses.Zip(read))
+            foreach (var ((name, _), v) in losses.Zip(Tensor.Items(losses.Values.ToList())))
             {
                 if (!double.IsFinite(v))
                 {
@@ -233,7 +225,7 @@ public sealed class Trainer<TBatch>
                 GradientClipping.ClipByGlobalNorm(parameters, clip.ClipValue, clip.NormType);
                 break;
             case ClipType.Norm:
-                foreach (var p in parameters) GradientClipping.ClipByGlobalNorm([p], clip.ClipValue, clip.NormType);
+                GradientClipping.ClipEachByNorm(parameters, clip.ClipValue, clip.NormType);
                 break;
             case ClipType.Value:
                 using (GradMode.NoGrad())

@@ -163,6 +163,31 @@ public sealed partial class Tensor : IDisposable
         };
     }
 
+    /// <summary>Item of each one-element tensor (all of one dtype and device), read in one transfer: on a GPU one host
+    /// wait for all of them instead of one each.</summary>
+    public static double[] Items(IReadOnlyList<Tensor> scalars)
+    {
+        ArgumentNullException.ThrowIfNull(scalars);
+        if (scalars.Count == 0) return [];
+        for (var i = 0; i < scalars.Count; i++)
+            if (scalars[i].Numel != 1)
+                throw new InvalidOperationException($"Items: tensor {i} {ShapeUtil.Format(scalars[i].Shape)} has {scalars[i].Numel} elements; Items needs exactly one each.");
+        using (GradMode.NoGrad())
+        using (DisposeScope.Suspend())
+        {
+            var flat = scalars.Select(t => t.Reshape(1)).ToList();
+            try
+            {
+                using var all = Cat(flat, 0);
+                return all.ToDoubleArray();
+            }
+            finally
+            {
+                foreach (var t in flat) t.Dispose();
+            }
+        }
+    }
+
     /// <summary>A new tensor object sharing this one's storage and layout (no autograd link, no scope).</summary>
     internal Tensor Alias()
     {

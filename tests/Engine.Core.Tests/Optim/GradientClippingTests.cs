@@ -1,4 +1,5 @@
-// Global-norm clipping against a double reference, for several norm types and non-finite gradients.
+// Global-norm clipping against a double reference, for several norm types and non-finite gradients; per-parameter
+// clipping against the per-parameter reference.
 using Engine.Nn;
 using Engine.Optim;
 using Engine.Reference;
@@ -87,5 +88,27 @@ public class GradientClippingTests
         Assert.Equal(0, GradientClipping.ClipByGlobalNorm([p], 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => GradientClipping.ClipByGlobalNorm([p], -1));
         Assert.Throws<ArgumentOutOfRangeException>(() => GradientClipping.ClipByGlobalNorm([p], 1, 0));
+    }
+
+    [Theory]
+    [InlineData(2.0)]
+    [InlineData(double.PositiveInfinity)]
+    public void ClipEachByNormClipsEveryParameterByItsOwnNorm(double q)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (ps, grads) = Setup(g, 2);
+        var norms = grads.Take(ps.Length - 1).Select(x => ReferenceNorm([x], q)).ToArray();
+        // a limit between the norms: the larger ones are scaled to it, the smaller ones stay
+        var limit = norms.Order().ElementAt(norms.Length / 2);
+        var totals = GradientClipping.ClipEachByNorm(ps, limit, q);
+        Assert.Equal(norms.Length, totals.Length);
+        for (var i = 0; i < norms.Length; i++)
+        {
+            Assert.True(Math.Abs(totals[i] - norms[i]) <= 1e-5 * norms[i], $"q={q} p{i}: norm {totals[i]}, expected {norms[i]} (seed {seed})");
+            var coef = Math.Min(1, limit / (norms[i] + 1e-6));
+            TestUtil.AssertClose(grads[i].Select(v => v * coef).ToArray(), ps[i].Grad!.ToDoubleArray(), $"q={q} p{i}", seed, 1e-6, 1e-5);
+        }
+        Assert.Null(ps[^1].Grad);
+        foreach (var p in ps) p.Dispose();
     }
 }

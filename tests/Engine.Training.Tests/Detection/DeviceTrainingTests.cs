@@ -137,7 +137,8 @@ public sealed class DeviceTrainingTests
     /// the RoI labels, read once by FastRcnnOutputLayers.Losses for the classification loss's checks and bookkeeping and
     /// the box regression's foreground rows, and the loss values the trainer logs and checks (one read of all). The
     /// long-tail losses add none (their statistics stay on the device: EQLv2's gradient sums; Seesaw's counts and
-    /// Federated's draws come from the host labels); CRAT adds one, its extra loss summed in double for the log; RIO
+    /// Federated's draws come from the host labels; BAGS's group offsets stay on the host); gradient clipping adds one
+    /// (the norms, all parameters' in one read: BAGS clips, and both clip types are checked on the baseline); CRAT adds one, its extra loss summed in double for the log; RIO
     /// five, its queues being host arrays that take the batch's embeddings, labels and boxes (and a label check).</summary>
     [Theory]
     [InlineData("faster_rcnn_r18_fpn.yaml", 1, 0)]
@@ -147,11 +148,16 @@ public sealed class DeviceTrainingTests
     [InlineData("federated.yaml", 2, 0)]
     [InlineData("crat.yaml", 2, 1)]
     [InlineData("rio.yaml", 2, 5)]
-    public void TrainingStepWaitsForTheDeviceOnlyWhereDataDecides(string file, int images, int extra)
+    [InlineData("bags.yaml", 2, 1)]
+    [InlineData("faster_rcnn_r18_fpn.yaml", 2, 1, "SOLVER.CLIP_GRADIENTS.ENABLED=true", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE=norm")]
+    [InlineData("faster_rcnn_r18_fpn.yaml", 2, 1, "SOLVER.CLIP_GRADIENTS.ENABLED=true", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE=full_model")]
+    public void TrainingStepWaitsForTheDeviceOnlyWhereDataDecides(string file, int images, int extra, params string[] more)
     {
         const int perImage = 5, perBatch = 2;
         var dir = Toy.TempDir();
-        var config = Config(file, dir, 3, Cuda, $"SOLVER.IMS_PER_BATCH={images}", "SOLVER.CHECKPOINT_PERIOD=1000");
+        // BAGS is a decoupled stage: it starts from a checkpoint
+        string[] weights = file == "bags.yaml" ? [$"MODEL.WEIGHTS={Baseline.Value}"] : [];
+        var config = Config(file, dir, 3, Cuda, [$"SOLVER.IMS_PER_BATCH={images}", "SOLVER.CHECKPOINT_PERIOD=1000", .. weights, .. more]);
         var progress = new WaitsPerIteration();
         using var run = DetectorTraining.Build(config, new DetectorTrainingOptions { LogPeriod = 1000, Progress = progress });
         using (progress.Recorder = HostBackedCuda.RecordHostWaits()) run.Run();
