@@ -104,6 +104,10 @@ public static partial class SelfTest
         return t;
     }
 
+    /// <summary>The values rounded to float32, as a float tensor holds them: for a reference that must see exactly the
+    /// engine's inputs (where a rounding difference could flip a discrete outcome, such as a grid size or a kept box).</summary>
+    public static double[] AsFloat32(IEnumerable<double> values) => values.Select(v => (double)(float)v).ToArray();
+
     /// <summary>An odd-sized random shape so that vector remainders and partial tiles are exercised.</summary>
     public static int[] OddShape(Generator g, params int[] maxima) =>
         maxima.Select(m => 1 + 2 * (int)g.NextInt64(Math.Max(1, m / 2))).ToArray();

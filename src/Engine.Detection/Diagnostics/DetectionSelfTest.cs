@@ -43,7 +43,7 @@ public static class DetectionSelfTest
             levelOf[i] = g.NextInt64(shapes.Length);
         }
         // the reference sees the float32 coordinates the engine sees (the adaptive grid is ceil(size / bins))
-        for (var i = 0; i < boxes.Length; i++) boxes[i] = (float)boxes[i];
+        boxes = SelfTest.AsFloat32(boxes);
         var features = levels.Select(l => SelfTest.Upload(l, device, requiresGrad: true)).ToList();
         try
         {
@@ -84,8 +84,8 @@ public static class DetectionSelfTest
             ids[i] = g.NextInt64(classes);
         }
         // the reference sees the float32 values the engine sees
-        var floatBoxes = boxes.Select(v => (double)(float)v).ToArray();
-        var floatScores = scores.Select(v => (double)(float)v).ToArray();
+        var floatBoxes = SelfTest.AsFloat32(boxes);
+        var floatScores = SelfTest.AsFloat32(scores);
         var expected = BoxReference.Nms(floatBoxes, floatScores, ids, 0.5);
         using var b = SelfTest.Upload(new RefTensor([count, 4], floatBoxes), device);
         using var s = SelfTest.Upload(new RefTensor([count], floatScores), device);
