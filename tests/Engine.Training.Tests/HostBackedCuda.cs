@@ -4,8 +4,8 @@
 // GPU: AsSpan on them, ops mixing them with CPU tensors, and backend calls handed a CPU tensor where the CUDA
 // backends require device memory (the same check as CudaTensors.Require / CudaBackend's). Registering it makes it
 // the process's cuda:0 for Engine.Core, detection and long-tail ops, so only test processes that never touch a
-// real GPU install it. What it cannot show: kernels' numerics and speed, and host reads that are legal but slow
-// (a To(Device.Cpu) copy is a host wait on a GPU and free here).
+// real GPU install it. What it cannot show: kernels' numerics and speed. Host reads, legal but a wait on a GPU and
+// free here, it counts instead (RecordHostWaits).
 using System.Reflection;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
