@@ -33,7 +33,7 @@ else
   dotnet build "$root/bench/detector/Engine.Bench.Detector" -c Release -o "$bin" >&2
   engine=(dotnet "$bin/Engine.Bench.Detector.dll")
 fi
-"${engine[@]}" prepare --dir "$out" --root "$root" $quick >&2
+"${engine[@]}" prepare --dir "$out" --root "$root" --gpu-steps $quick >&2
 
 # one file of `side precision round metric value` lines
 results="$out/results.tsv"

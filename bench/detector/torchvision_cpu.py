@@ -245,7 +245,19 @@ def run(case, directory, device):
     rows = []
     model.train()
     train_steps = []
+    # ENGINE_BENCH_PROFILE=train|infer: the first timed step of that phase runs inside a profiler range
+    # (`ncu --profile-from-start off` records its kernels alone), as the engine's bench does
+    profiled = os.environ.get("ENGINE_BENCH_PROFILE", "")
+    if profiled not in ("", "train", "infer"):
+        raise SystemExit(f"ENGINE_BENCH_PROFILE is '{profiled}'; it takes train or infer")
+
+    def profile_range(phase, step, warmup, start):
+        if cuda and profiled == phase and step == warmup:
+            torch.cuda.synchronize(device)
+            (torch.cuda.profiler.start if start else torch.cuda.profiler.stop)()
+
     for step in range(s["train_warmup"] + s["train_steps"]):
+        profile_range("train", step, s["train_warmup"], True)
         cpu0, t0 = time.process_time(), time.perf_counter()
         images, targets = train_batch(step)
         complete()
@@ -261,6 +273,7 @@ def run(case, directory, device):
         complete()
         t3 = time.perf_counter()
         cpu = (time.process_time() - cpu0) * 1000
+        profile_range("train", step, s["train_warmup"], False)
         row = dict(step=(t3 - t0) * 1000, data=(t1 - t0) * 1000, backward_step=(t3 - t2) * 1000, cpu=cpu, **clock.times)
         log(case, "train", step, s["train_warmup"], row)
         if step >= s["train_warmup"]:
@@ -270,6 +283,7 @@ def run(case, directory, device):
     infer_steps = []
     with torch.no_grad():
         for step in range(s["infer_warmup"] + s["infer_steps"]):
+            profile_range("infer", step, s["infer_warmup"], True)
             cpu0, t0 = time.process_time(), time.perf_counter()
             images = infer_batch(step)
             complete()
@@ -278,6 +292,7 @@ def run(case, directory, device):
             complete()
             t3 = time.perf_counter()
             cpu = (time.process_time() - cpu0) * 1000
+            profile_range("infer", step, s["infer_warmup"], False)
             row = dict(step=(t3 - t0) * 1000, data=(t1 - t0) * 1000, backward_step=0.0, cpu=cpu, **clock.times)
             log(case, "infer", step, s["infer_warmup"], row)
             if step >= s["infer_warmup"]:

@@ -9,7 +9,7 @@
 // settings (read off the engine's configs, so both sides use the same numbers). `demo` and `r50` time the engine
 // and print one `case<TAB>metric<TAB>value` line per median.
 //
-//   Engine.Bench.Detector prepare --dir DIR --root REPO [--quick]
+//   Engine.Bench.Detector prepare --dir DIR --root REPO [--quick] [--gpu-steps]   (--gpu-steps: r50 step counts for a GPU)
 //   Engine.Bench.Detector demo|r50 --dir DIR --root REPO
 //   Engine.Bench.Detector r50 --dir DIR --root REPO --device cuda [--tf32]   (on a GPU: images uploaded in the data time,
 //         each step and inference call timed to the device's completion; the stage split is then launch time only)
@@ -19,6 +19,7 @@ using System.Globalization;
 using System.Text.Json;
 using Engine;
 using Engine.Config;
+using Engine.Cuda;
 using Engine.Cuda.Backend;
 using Engine.Cuda.Ops;
 using Engine.Data.Imaging;
@@ -38,6 +39,7 @@ if (args.Length == 0 || args[0] is not ("prepare" or "demo" or "r50" or "profile
     return Usage("the first argument is the mode: prepare, demo, r50 or profile");
 string? dir = null, root = null;
 var quick = false;
+var gpuRepeats = false;
 var tf32 = false;
 var device = Device.Cpu;
 for (var i = 1; i < args.Length; i++)
@@ -45,6 +47,7 @@ for (var i = 1; i < args.Length; i++)
     if (args[i] == "--dir" && i + 1 < args.Length) dir = args[++i];
     else if (args[i] == "--root" && i + 1 < args.Length) root = args[++i];
     else if (args[i] == "--quick") quick = true;
+    else if (args[i] == "--gpu-steps") gpuRepeats = true;
     else if (args[i] == "--tf32") tf32 = true;
     else if (args[i] == "--device" && i + 1 < args.Length) device = Device.Parse(args[++i]);
     else return Usage($"unknown argument '{args[i]}'");
@@ -68,7 +71,7 @@ switch (args[0])
     case "prepare":
         Directory.CreateDirectory(dir);
         Bench.PrepareDemo(ConfigLoader.Load(demoConfigPath), dir, quick);
-        Bench.PrepareR50(ConfigLoader.Load(r50ConfigPath), dir, quick);
+        Bench.PrepareR50(ConfigLoader.Load(r50ConfigPath), dir, quick, gpuRepeats);
         break;
     case "demo":
         Bench.RunDemo(ConfigLoader.Load(demoConfigPath), dir);
@@ -84,7 +87,7 @@ return 0;
 
 static int Usage(string why)
 {
-    Console.Error.WriteLine($"{why}; usage: Engine.Bench.Detector prepare|demo|r50|profile --dir DIR --root REPO [--quick] [--device cpu|cuda [--tf32]]");
+    Console.Error.WriteLine($"{why}; usage: Engine.Bench.Detector prepare|demo|r50|profile --dir DIR --root REPO [--quick] [--gpu-steps] [--device cpu|cuda [--tf32]]");
     return 2;
 }
 
@@ -129,9 +132,20 @@ internal static class Bench
     /// <summary>Two 800×1067 images (uniform noise with the boxes filled in one grey level per box) and 8 random boxes
     /// each with random classes among the 1203, as raw arrays: images uint8 (N, 3, H, W), boxes float32 (N, B, 4) XYXY,
     /// classes int64 (N, B).</summary>
-    public static void PrepareR50(EngineConfig config, string dir, bool quick)
+    /// <param name="gpuSteps">the step counts for a GPU, where a step takes tens of milliseconds: the first step searches
+    /// convolution algorithms and compiles kernels, and the .NET runtime recompiles a method with full optimization
+    /// only after about 30 calls (tiered compilation), so methods called once per step run unoptimized for the first
+    /// 30 steps; 40 warm-up steps (30 with --quick) time the steady state a long training run sees, then enough
+    /// timed steps for a median.</param>
+    public static void PrepareR50(EngineConfig config, string dir, bool quick, bool gpuSteps)
     {
-        var repeats = quick ? new Repeats(1, 2, 1, 3) : new Repeats(1, 4, 1, 6);
+        var repeats = (quick, gpuSteps) switch
+        {
+            (true, true) => new Repeats(30, 10, 30, 10),
+            (false, true) => new Repeats(40, 30, 40, 30),
+            (true, false) => new Repeats(1, 2, 1, 3),
+            _ => new Repeats(1, 4, 1, 6),
+        };
         var g = new Generator(Seed + 1);
         var pixels = new byte[R50TrainImages * 3 * R50Height * R50Width];
         var boxes = new float[R50TrainImages * R50BoxesPerImage * 4];
@@ -317,9 +331,18 @@ internal static class Bench
                 foreach (var t in moved) t.Dispose();
             }
         }
+        // ENGINE_BENCH_PROFILE=train|infer: the first timed step of that phase runs inside a profiler range
+        // (`ncu --profile-from-start off` records its kernels alone)
+        var profiled = Environment.GetEnvironmentVariable("ENGINE_BENCH_PROFILE");
+        if (profiled is not (null or "" or "train" or "infer"))
+            throw new ArgumentException($"ENGINE_BENCH_PROFILE is '{profiled}'; it takes train or infer.");
+        using var cudaDevice = device.Kind == DeviceKind.Cuda && !string.IsNullOrEmpty(profiled) ? CudaDevice.Open(device.Index) : null;
+        IDisposable? ProfileRange(string phase, int step, int warmup) =>
+            cudaDevice is not null && profiled == phase && step == warmup ? CudaProfilerRange.Start(cudaDevice) : null;
         var trainSteps = new List<StepTimes>();
         for (var step = 0; step < repeats.TrainWarmup + repeats.TrainSteps; step++)
         {
+            using var range = ProfileRange("train", step, repeats.TrainWarmup);
             var s = TrainStep(optimizer, times, () => Upload(images), list =>
             {
                 var targets = Enumerable.Range(0, n).Select(i => Instances.FromGroundTruth((h, w),
@@ -342,6 +365,7 @@ internal static class Bench
         for (var step = 0; step < repeats.InferWarmup + repeats.InferSteps; step++)
         {
             var image = images[step % n];
+            using var range = ProfileRange("infer", step, repeats.InferWarmup);
             var s = InferStep(detector, times, () => Upload([image]), list => list, Complete);
             Log("r50 infer", step, repeats.InferWarmup, s);
             if (step >= repeats.InferWarmup) inferSteps.Add(s);

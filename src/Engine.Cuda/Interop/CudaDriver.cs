@@ -96,6 +96,12 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(CudaLibraries.Driver)]
     public static partial CUresult cuCtxSynchronize();
 
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuProfilerStart();
+
+    [LibraryImport(CudaLibraries.Driver)]
+    public static partial CUresult cuProfilerStop();
+
     [LibraryImport(CudaLibraries.Driver, EntryPoint = "cuMemAlloc_v2")]
     public static partial CUresult cuMemAlloc(out ulong dptr, nuint bytesize);
 
