@@ -53,6 +53,65 @@ __device__ __forceinline__ long long grid_stride()
     return (long long)gridDim.x * blockDim.x;
 }
 
+// Whether a grid-stride walk over the map can do its index arithmetic in 32 bits: the element count,
+// every offset of the first N operands (Σ (size - 1)·|stride|) and the grid's stride each fit in 31 bits.
+// The division by each dimension's size then costs a fraction of a 64-bit one (which the GPU has no
+// instruction for), and a broadcast map of rank 2-3 stops being bound by arithmetic instead of memory.
+template <int N>
+__device__ __forceinline__ bool index_map_fits_32(const strided_index_map& map)
+{
+    const long long limit = 0x7fffffffLL;
+    if (map.count > limit || grid_stride() > limit) return false;
+    for (int k = 0; k < N; ++k) {
+        long long span = 0;
+        for (int d = 0; d < map.rank; ++d) {
+            const long long stride = map.strides[k][d];
+            span += (map.sizes[d] - 1) * (stride < 0 ? -stride : stride);
+        }
+        if (span > limit) return false;
+    }
+    return true;
+}
+
+// operand_offsets in 32-bit arithmetic, for maps that index_map_fits_32 accepted.
+template <int N>
+__device__ __forceinline__ void operand_offsets_32(const strided_index_map& map, unsigned int i, long long (&offsets)[N])
+{
+    int offsets32[N];
+    for (int k = 0; k < N; ++k) offsets32[k] = 0;
+    unsigned int rest = i;
+    for (int d = map.rank - 1; d >= 1; --d) {
+        const unsigned int size = (unsigned int)map.sizes[d];
+        const unsigned int q = rest / size;
+        const int index = (int)(rest - q * size);
+        rest = q;
+        for (int k = 0; k < N; ++k) offsets32[k] += index * (int)map.strides[k][d];
+    }
+    if (map.rank >= 1)
+        for (int k = 0; k < N; ++k) offsets32[k] += (int)rest * (int)map.strides[k][0];
+    for (int k = 0; k < N; ++k) offsets[k] = offsets32[k];
+}
+
+// The grid-stride loop over map.count that every strided kernel runs: body(i, offsets) for each element i
+// this thread owns, with the element offsets of the first N operands; 32-bit arithmetic where it fits.
+template <int N, typename Body>
+__device__ __forceinline__ void for_each_element(const strided_index_map& map, Body body)
+{
+    long long offsets[N];
+    if (index_map_fits_32<N>(map)) {
+        const unsigned int count = (unsigned int)map.count, stride = (unsigned int)grid_stride();
+        for (unsigned int i = (unsigned int)grid_first_index(); i < count; i += stride) {
+            operand_offsets_32(map, i, offsets);
+            body((long long)i, offsets);
+        }
+        return;
+    }
+    for (long long i = grid_first_index(); i < map.count; i += grid_stride()) {
+        operand_offsets(map, i, offsets);
+        body(i, offsets);
+    }
+}
+
 // ---- reductions and scans shared by the detection and long-tail kernels -------------------------
 // Every helper below needs all 32 lanes of the calling warp (full mask); the block helpers need every
 // thread of the block, blockDim.x a multiple of 32 (at most 1024) and a __shared__ scratch of 32 values.

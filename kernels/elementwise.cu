@@ -23,7 +23,8 @@
 // Layout: every input is read through a strided_index_map (common.cuh): any strides, stride 0 on
 // broadcast dimensions, up to ENGINE_MAX_DIMS dimensions. Every output is dense row-major over
 // map.sizes (element i at offset i). Inputs may alias each other but never an output.
-// Launch: 1-D grid-stride loop, any grid and block size; map.count = 0 writes nothing.
+// Launch: 1-D grid-stride loop (for_each_element: 32-bit index arithmetic where the map fits), any grid and
+// block size; map.count = 0 writes nothing.
 // Synchronization: none inside or between these kernels; each reads only its inputs and writes
 // only its own output elements, so launches on one stream need no host synchronization until
 // the host reads a result back.
@@ -32,21 +33,13 @@
 template <typename F>
 __device__ __forceinline__ void map_unary(float* y, const float* x, const strided_index_map& map, F f)
 {
-    for (long long i = grid_first_index(); i < map.count; i += grid_stride()) {
-        long long offsets[1];
-        operand_offsets(map, i, offsets);
-        y[i] = f(x[offsets[0]]);
-    }
+    for_each_element<1>(map, [&](long long i, const long long (&offsets)[1]) { y[i] = f(x[offsets[0]]); });
 }
 
 template <typename F>
 __device__ __forceinline__ void map_binary(float* out, const float* a, const float* b, const strided_index_map& map, F f)
 {
-    for (long long i = grid_first_index(); i < map.count; i += grid_stride()) {
-        long long offsets[2];
-        operand_offsets(map, i, offsets);
-        out[i] = f(a[offsets[0]], b[offsets[1]]);
-    }
+    for_each_element<2>(map, [&](long long i, const long long (&offsets)[2]) { out[i] = f(a[offsets[0]], b[offsets[1]]); });
 }
 
 // Gradients of a binary op: reads (dy, a, b), writes (da, db).
@@ -54,11 +47,9 @@ template <typename F>
 __device__ __forceinline__ void map_binary_backward(float* da, float* db, const float* dy, const float* a,
                                                     const float* b, const strided_index_map& map, F f)
 {
-    for (long long i = grid_first_index(); i < map.count; i += grid_stride()) {
-        long long offsets[3];
-        operand_offsets(map, i, offsets);
+    for_each_element<3>(map, [&](long long i, const long long (&offsets)[3]) {
         f(dy[offsets[0]], a[offsets[1]], b[offsets[2]], da[i], db[i]);
-    }
+    });
 }
 
 // ---- unary forward ------------------------------------------------------------------------------

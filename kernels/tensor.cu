@@ -17,7 +17,7 @@
 // destination may be a strided view; operand 1 is copy's source); for unary_extra, binary_generic and
 // where the output is dense over map.sizes and the operands are the inputs (x; a, b; cond, a, b), with
 // stride 0 on broadcast dimensions.
-// Launch: 1-D grid-stride loop over map.count, any grid and block.
+// Launch: 1-D grid-stride loop over map.count (for_each_element, common.cuh), any grid and block.
 // Synchronization: none. Integer division by zero is reported through the error record and surfaces at
 // the host's next wait on the stream.
 #include "backend.cuh"
@@ -41,11 +41,9 @@ static_assert(sizeof(tensor_args) == 344, "tensor_args must match the host layou
 
 extern "C" __global__ void fill_kernel(const tensor_args args)
 {
-    for (long long i = grid_first_index(); i < args.map.count; i += grid_stride()) {
-        long long offsets[1];
-        operand_offsets(args.map, i, offsets);
+    for_each_element<1>(args.map, [&](long long, const long long (&offsets)[1]) {
         store_double(reinterpret_cast<void*>(args.out), args.out_dtype, offsets[0], args.alpha);
-    }
+    });
 }
 
 extern "C" __global__ void copy_kernel(const tensor_args args)
@@ -54,12 +52,10 @@ extern "C" __global__ void copy_kernel(const tensor_args args)
     const void* src = reinterpret_cast<const void*>(args.a);
     const bool same = args.out_dtype == args.in_dtype;
     const int size = dtype_size(args.out_dtype);
-    for (long long i = grid_first_index(); i < args.map.count; i += grid_stride()) {
-        long long offsets[2];
-        operand_offsets(args.map, i, offsets);
+    for_each_element<2>(args.map, [&](long long, const long long (&offsets)[2]) {
         if (same) copy_element(out, offsets[0], src, offsets[1], size);
         else store_double(out, args.out_dtype, offsets[0], load_double(src, args.in_dtype, offsets[1]));
-    }
+    });
 }
 
 extern "C" __global__ void unary_extra_kernel(const tensor_args args)
@@ -67,9 +63,7 @@ extern "C" __global__ void unary_extra_kernel(const tensor_args args)
     float* y = reinterpret_cast<float*>(args.out);
     const float* x = reinterpret_cast<const float*>(args.a);
     const float alpha = (float)args.alpha, beta = (float)args.beta;
-    for (long long i = grid_first_index(); i < args.map.count; i += grid_stride()) {
-        long long offsets[1];
-        operand_offsets(args.map, i, offsets);
+    for_each_element<1>(args.map, [&](long long i, const long long (&offsets)[1]) {
         const float v = x[offsets[0]];
         float r;
         switch (args.op) {
@@ -80,7 +74,7 @@ extern "C" __global__ void unary_extra_kernel(const tensor_args args)
         default: r = fmaxf(v, 0.0f) + logf(1.0f + expf(-fabsf(v))); if (v != v) r = v; break;
         }
         y[i] = r;
-    }
+    });
 }
 
 // Engine.BinaryOp numbering.
@@ -105,9 +99,7 @@ extern "C" __global__ void binary_generic_kernel(const tensor_args args)
     const void* b = reinterpret_cast<const void*>(args.b);
     engine_error* errors = reinterpret_cast<engine_error*>(args.errors);
     const bool integral = args.in_dtype != ENGINE_DT_FLOAT32;
-    for (long long i = grid_first_index(); i < args.map.count; i += grid_stride()) {
-        long long offsets[2];
-        operand_offsets(args.map, i, offsets);
+    for_each_element<2>(args.map, [&](long long i, const long long (&offsets)[2]) {
         const double u = load_double(a, args.in_dtype, offsets[0]);
         const double v = load_double(b, args.in_dtype, offsets[1]);
         double r;
@@ -134,7 +126,7 @@ extern "C" __global__ void binary_generic_kernel(const tensor_args args)
         default: r = pow(u, v); break;
         }
         store_double(out, args.out_dtype, i, r);
-    }
+    });
 }
 
 extern "C" __global__ void where_kernel(const tensor_args args)
@@ -144,10 +136,8 @@ extern "C" __global__ void where_kernel(const tensor_args args)
     const void* a = reinterpret_cast<const void*>(args.b);
     const void* b = reinterpret_cast<const void*>(args.c);
     const int size = dtype_size(args.out_dtype);
-    for (long long i = grid_first_index(); i < args.map.count; i += grid_stride()) {
-        long long offsets[3];
-        operand_offsets(args.map, i, offsets);
+    for_each_element<3>(args.map, [&](long long i, const long long (&offsets)[3]) {
         if (cond[offsets[0]] != 0) copy_element(out, i, a, offsets[1], size);
         else copy_element(out, i, b, offsets[2], size);
-    }
+    });
 }
