@@ -12,8 +12,11 @@
 // padding sorts last; values (x's dtype) and indices (int64) dense (outer, m, inner), m = n or k.
 // Launch: sort_load_kernel and sort_write_kernel 1-D grid-stride; P ≤ 2048: sort_shared_kernel, one
 // block of P/2 threads per line (grid-stride over lines), the whole network in shared memory (24 KiB);
-// larger P: sort_global_step_kernel once per (stage, step) of the network, grid-stride over
-// lines·P/2 comparators.
+// larger P: the network in tiles of 2048 (sort_tile_kernel, one block of 1024 threads per tile, grid-stride
+// over lines·P/2048 tiles): first every stage up to 2048 inside each tile, then for each larger stage its
+// steps of distance ≥ 2048 as sort_global_step_kernel launches (grid-stride over lines·P/2 comparators) and
+// its remaining steps (1024 down to 1, which never leave a tile) as one sort_tile_kernel launch. For
+// P = 2^18 that is 36 launches instead of one per step (171), and most steps run in shared memory.
 // Synchronization: none; the host queues the launches of the network back to back on one stream.
 #include "backend.cuh"
 
@@ -28,8 +31,8 @@ struct sort_args {
     long long inner;
     long long padded;              // P
     long long m;                   // elements written per line (n, or k)
-    long long stage;               // global step: the bitonic sequence length k
-    long long step;                // global step: the comparator distance j
+    long long stage;               // global step: the bitonic sequence length k; tile: the last stage
+    long long step;                // global step: the comparator distance j; tile: the first stage
     int is_float;
     int descending;
 };
@@ -130,6 +133,42 @@ extern "C" __global__ void sort_global_step_kernel(const sort_args a)
         const long long lo = 2 * a.step * (t / a.step) + (t % a.step);
         const long long base = line * a.padded;
         compare_exchange(keys + base, positions + base, lo, lo + a.step, (lo & a.stage) == 0);
+    }
+}
+
+// Stages `step` to `stage` (powers of two, 2 ≤ step ≤ stage) of the network restricted to comparator distances
+// below 2048, on tiles of 2048 consecutive positions of a line (P a multiple of 2048). A stage's direction
+// depends on the position in the line, so the tile's offset in its line is kept.
+extern "C" __global__ void sort_tile_kernel(const sort_args a)
+{
+    __shared__ unsigned long long keys[2048];
+    __shared__ int positions[2048];
+    unsigned long long* gkeys = reinterpret_cast<unsigned long long*>(a.keys);
+    int* gpositions = reinterpret_cast<int*>(a.positions);
+    const long long tiles = a.lines * (a.padded / 2048);
+    for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        // lines are consecutive runs of P positions, so tile t starts at t·2048 of the scratch
+        const long long base = tile * 2048, offset = base % a.padded;
+        for (int p = threadIdx.x; p < 2048; p += blockDim.x) {
+            keys[p] = gkeys[base + p];
+            positions[p] = gpositions[base + p];
+        }
+        __syncthreads();
+        for (long long stage = a.step; stage <= a.stage; stage <<= 1) {
+            for (int step = (int)(stage >= 2048 ? 1024 : stage >> 1); step > 0; step >>= 1) {
+                for (int t = threadIdx.x; t < 1024; t += blockDim.x) {
+                    // comparator t of the step: lo has a 0 in the bit of `step`
+                    const int lo = ((t & ~(step - 1)) << 1) | (t & (step - 1));
+                    compare_exchange(keys, positions, lo, lo + step, ((offset + lo) & stage) == 0);
+                }
+                __syncthreads();
+            }
+        }
+        for (int p = threadIdx.x; p < 2048; p += blockDim.x) {
+            gkeys[base + p] = keys[p];
+            gpositions[base + p] = positions[p];
+        }
+        __syncthreads();
     }
 }
 

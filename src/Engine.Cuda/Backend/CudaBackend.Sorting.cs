@@ -1,7 +1,8 @@
 // Sort and top-k on the GPU (kernels/sort.cu): keys made order-preserving and paired with their positions,
-// a bitonic network per line (in shared memory up to 2048 padded elements, else one launch per network
-// step over global scratch), then the first n (sort) or k (top-k) written out. No host synchronization:
-// scratch comes from the stream-ordered pool and goes back to it after the last launch.
+// a bitonic network per line (in shared memory up to 2048 padded elements; longer lines in shared-memory
+// tiles of 2048, with a launch per network step only for the steps that cross tiles), then the first n (sort)
+// or k (top-k) written out. No host synchronization: scratch comes from the stream-ordered pool and goes back
+// to it after the last launch.
 using Engine.Cuda.Kernels;
 
 namespace Engine.Cuda.Backend;
@@ -71,15 +72,24 @@ public sealed unsafe partial class CudaBackend
             set.Launch("sort_shared_kernel", Resident(lines, (int)(padded / 2)), Stream, args);
         else if (padded > 1)
         {
+            // tiles of SharedSortMax sorted in shared memory, then each larger stage: its steps that cross tiles
+            // over global scratch, the rest inside the tiles again
             var comparators = lines * padded / 2;
-            var config = Resident((comparators + BlockThreads - 1) / BlockThreads);
-            for (long stage = 2; stage <= padded; stage <<= 1)
-                for (var step = stage >> 1; step > 0; step >>= 1)
+            var global = Resident((comparators + BlockThreads - 1) / BlockThreads);
+            var tiled = Resident(lines * (padded / SharedSortMax), SharedSortMax / 2);
+            (args.Step, args.Stage) = (2, SharedSortMax);
+            set.Launch("sort_tile_kernel", tiled, Stream, args);
+            for (long stage = 2 * SharedSortMax; stage <= padded; stage <<= 1)
+            {
+                args.Stage = stage;
+                for (var step = stage >> 1; step >= SharedSortMax; step >>= 1)
                 {
-                    args.Stage = stage;
                     args.Step = step;
-                    set.Launch("sort_global_step_kernel", config, Stream, args);
+                    set.Launch("sort_global_step_kernel", global, Stream, args);
                 }
+                args.Step = stage;
+                set.Launch("sort_tile_kernel", tiled, Stream, args);
+            }
         }
         set.Launch("sort_write_kernel", Resident((lines * m + BlockThreads - 1) / BlockThreads), Stream, args);
         Memory.Free(keys, keyBytes);

@@ -23,7 +23,7 @@ public sealed class BackendKernelLayoutTests : IDisposable
                          "softmax_columns_backward_kernel", "cross_entropy_forward_kernel", "cross_entropy_backward_kernel"] },
         { "indexing.cu", ["index_select_kernel", "index_add_kernel", "gather_kernel", "scatter_add_kernel",
                           "nonzero_count_kernel", "nonzero_scan_kernel", "nonzero_write_kernel"] },
-        { "sort.cu", ["sort_load_kernel", "sort_shared_kernel", "sort_global_step_kernel", "sort_write_kernel"] },
+        { "sort.cu", ["sort_load_kernel", "sort_shared_kernel", "sort_global_step_kernel", "sort_tile_kernel", "sort_write_kernel"] },
         { "pooling.cu", ["max_pool2d_forward_kernel", "max_pool2d_backward_kernel", "upsample_nearest2d_forward_kernel",
                          "upsample_nearest2d_backward_kernel"] },
         { "normalization.cu", ["group_norm_forward_kernel", "group_norm_backward_kernel", "group_norm_channel_sums_kernel",

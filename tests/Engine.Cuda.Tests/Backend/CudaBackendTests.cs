@@ -304,6 +304,9 @@ public sealed partial class CudaBackendTests
     [InlineData(4, 37, 3)]
     [InlineData(2, 2048, 1)]
     [InlineData(1, 5000, 2)]
+    [InlineData(1, 2049, 1)]
+    [InlineData(2, 20000, 3)]
+    [InlineData(1, 150001, 1)]
     [InlineData(3, 0, 2)]
     public void SortAndTopKAreStableWithTiesAndNaN(int outer, int n, int inner)
     {
