@@ -22,7 +22,8 @@
 // Launch: iou, encode and decode are 1-D grid-stride loops over their outputs (iou per (i, j), encode per box,
 // decode per (box, class)); box_match_kernel and box_low_quality_kernel run one thread per prediction, each
 // looping over the ground truths in order (reads quality[g, j] coalesced across threads);
-// box_row_max_kernel one warp per ground truth. Any grid; blocks a multiple of 32 threads.
+// box_row_max_kernel one block per ground truth (a row of tens of thousands of anchors; grid-stride over the
+// rows). Any grid; blocks a multiple of 32 threads (at most 1024).
 // Synchronization: none on the host. Bad input (a source box of non-positive size in encode, a negative or NaN
 // quality in match) is recorded in the engine_error record (backend.cuh) and raised by the host at its next wait
 // on the stream, with the CPU backend's message; the outputs of that call are then incomplete.
@@ -166,16 +167,24 @@ extern "C" __global__ void box_match_kernel(const box_ops_args a)
 
 extern "C" __global__ void box_row_max_kernel(const box_ops_args a)
 {
+    __shared__ float scratch[32];
     const float* q = reinterpret_cast<const float*>(a.a);
     float* highest = reinterpret_cast<float*>(a.b);
-    const int lane = threadIdx.x & 31;
-    const long long warps = grid_stride() / 32;
-    for (long long g = grid_first_index() / 32; g < a.rows; g += warps) {
-        // max is exact, so the lane split gives the CPU's value
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (long long g = blockIdx.x; g < a.rows; g += gridDim.x) {
+        // max is exact, so any split of the row gives the CPU's value
+        const float* row = q + g * a.columns;
         float h = 0.0f;
-        for (long long j = lane; j < a.columns; j += 32) h = nan_max(h, q[g * a.columns + j]);
+        for (long long j = threadIdx.x; j < a.columns; j += blockDim.x) h = nan_max(h, row[j]);
         for (int d = 16; d > 0; d >>= 1) h = nan_max(h, __shfl_xor_sync(ENGINE_FULL_MASK, h, d));
-        if (lane == 0) highest[g] = h;
+        if (lane == 0) scratch[warp] = h;
+        __syncthreads();
+        if (warp == 0) {
+            h = lane < warps ? scratch[lane] : 0.0f;
+            for (int d = 16; d > 0; d >>= 1) h = nan_max(h, __shfl_xor_sync(ENGINE_FULL_MASK, h, d));
+            if (lane == 0) highest[g] = h;
+        }
+        __syncthreads();
     }
 }
 

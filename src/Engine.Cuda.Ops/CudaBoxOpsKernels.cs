@@ -46,6 +46,7 @@ internal sealed class CudaBoxOpsKernels(CudaDevice device, KernelCompiler compil
     private const string Decode = "box_decode_kernel";
     private const string Match = "box_match_kernel";
     private const string RowMax = "box_row_max_kernel";
+    private const int RowMaxThreads = 512;
     private const string LowQuality = "box_low_quality_kernel";
 
     public static IReadOnlyList<string> KernelNames { get; } = [Iou, Encode, Decode, Match, RowMax, LowQuality];
@@ -92,7 +93,8 @@ internal sealed class CudaBoxOpsKernels(CudaDevice device, KernelCompiler compil
         for (var l = 0; l < rule.Labels.Count; l++) args.Labels[l] = rule.Labels[l];
         Launch(Match, LaunchConfig.GridStride(Device, n), stream, args);
         if (m == 0 || !rule.AllowLowQualityMatches) return;
-        Launch(RowMax, LaunchConfig.GridStride(Device, m * 32), stream, args);
+        // one block per ground truth: its row spans every anchor of the image
+        Launch(RowMax, LaunchConfig.GridStride(Device, m * RowMaxThreads, RowMaxThreads), stream, args);
         Launch(LowQuality, LaunchConfig.GridStride(Device, n), stream, args);
     }
 }

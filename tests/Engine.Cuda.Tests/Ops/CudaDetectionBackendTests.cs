@@ -166,11 +166,13 @@ public sealed class CudaDetectionBackendTests
     [InlineData(5, 0, true)]
     [InlineData(6, 131, true)]
     [InlineData(13, 300, false)]
+    [InlineData(7, 40001, true)]
     public void MatchProposals(int m, int n, bool lowQuality)
     {
         var g = Fresh(out var seed);
-        // qualities on a grid of 1/8 so that ties (first match wins, every tied best prediction is promoted) occur
-        using var quality = Tensor.From<float>(Enumerable.Range(0, m * n).Select(_ => g.Next(9) / 8f).ToArray(), [m, n]);
+        // qualities on a grid of 1/8 so that ties (first match wins, every tied best prediction is promoted) occur;
+        // even ground truths at most 1/2, so their highest quality lies below the positive threshold and promotes
+        using var quality = Tensor.From<float>(Enumerable.Range(0, m * n).Select(i => g.Next(9) / 8f * ((i / n) % 2 == 0 ? 0.5f : 1f)).ToArray(), [m, n]);
         var rule = new MatcherRule([0.3, 0.7], [0, -1, 1], lowQuality);
         Check($"MatchProposals M={m} N={n} lowQuality={lowQuality}", seed, [quality], (d, x) =>
         {
