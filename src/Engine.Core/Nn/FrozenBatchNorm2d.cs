@@ -1,7 +1,10 @@
 // Batch normalization with fixed statistics and affine parameters, as detectron2 uses in pretrained
 // ResNet backbones: y = x·scale + shift per channel of an NCHW input, with
 // scale = weight / sqrt(running_var + eps) and shift = bias − running_mean·scale. All four are buffers
-// (saved under detectron2's names, never trained); the gradient flows to x only.
+// (saved under detectron2's names, never trained); the gradient flows to x only. scale and shift are computed
+// once and kept while the buffers stay the same tensors with the same contents (storage versions: CopyFrom,
+// Fill and LoadStateDict bump them; Module.To replaces the tensors), so a forward is two element-wise passes
+// and no small launches for the per-channel values.
 namespace Engine.Nn;
 
 public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
@@ -26,25 +29,46 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     public ModuleBuffer RunningMean { get; }
     public ModuleBuffer RunningVar { get; }
 
+    private Tensor? _scale, _shift;
+    private (Tensor Tensor, long Version)[] _derivedFrom = [];
+
     /// <param name="input">(N, C, H, W)</param>
     public override Tensor Forward(Tensor input)
     {
         if (input.Rank != 4 || input.Size(1) != NumFeatures)
             throw new ArgumentException($"FrozenBatchNorm2d({NumFeatures}): expected an (N, {NumFeatures}, H, W) input, got {ShapeUtil.Format(input.Shape)}.");
-        Tensor scale, shift;
+        var (scale, shift) = ScaleAndShift();
+        using var scaled = input.Mul(scale);
+        return scaled.Add(shift);
+    }
+
+    /// <summary>(1, C, 1, 1) scale and shift, recomputed only when a buffer was replaced or written.</summary>
+    private (Tensor Scale, Tensor Shift) ScaleAndShift()
+    {
+        Tensor[] buffers = [Weight.Value, Bias.Value, RunningMean.Value, RunningVar.Value];
+        if (_scale is not null && _shift is not null && _derivedFrom.Length == buffers.Length &&
+            _derivedFrom.Select((d, i) => ReferenceEquals(d.Tensor, buffers[i]) && d.Version == buffers[i].Storage.Version).All(same => same))
+            return (_scale, _shift);
+        ReleaseDerived();
         using (GradMode.NoGrad())
+        using (DisposeScope.Suspend())
         {
             using var v = RunningVar.Value.Add(Eps);
             using var sd = v.Sqrt();
             using var s = Weight.Value.Div(sd);
             using var ms = RunningMean.Value.Mul(s);
             using var b = Bias.Value.Sub(ms);
-            scale = s.Reshape(1, NumFeatures, 1, 1);
-            shift = b.Reshape(1, NumFeatures, 1, 1);
+            _scale = s.Reshape(1, NumFeatures, 1, 1);
+            _shift = b.Reshape(1, NumFeatures, 1, 1);
         }
-        using (scale)
-        using (shift)
-        using (var scaled = input.Mul(scale))
-            return scaled.Add(shift);
+        _derivedFrom = [.. buffers.Select(t => (t, t.Storage.Version))];
+        return (_scale, _shift);
+    }
+
+    protected override void ReleaseDerived()
+    {
+        _scale?.Dispose();
+        _shift?.Dispose();
+        (_scale, _shift, _derivedFrom) = (null, null, []);
     }
 }

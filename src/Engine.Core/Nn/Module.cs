@@ -249,12 +249,20 @@ public abstract class Module : IDisposable
 
     // ---- lifetime ----
 
-    /// <summary>Disposes the parameters and buffers of the whole subtree.</summary>
+    /// <summary>Disposes the parameters and buffers of the whole subtree, and what each module derived from them
+    /// (<see cref="ReleaseDerived"/>).</summary>
     public void Dispose()
     {
+        foreach (var (_, m) in NamedModules()) m.ReleaseDerived();
         foreach (var (_, p) in NamedParameters()) p.Dispose();
         foreach (var (_, b) in NamedBuffers()) b.Dispose();
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases tensors a module keeps besides its parameters and buffers (values derived from them and
+    /// cached between calls); <see cref="Dispose"/> calls it for every module of the subtree.</summary>
+    protected virtual void ReleaseDerived()
+    {
     }
 }
 

@@ -46,6 +46,35 @@ public class NormLayerTests
     }
 
     [Fact]
+    public void FrozenBatchNormSeesEveryChangeOfItsBuffersBetweenCalls()
+    {
+        // scale and shift are kept between calls; each way a buffer changes must reach the next forward
+        var g = TestUtil.Fresh(out var seed);
+        var (n, c, h, w) = (2, 3, 4, 5);
+        using var bn = new FrozenBatchNorm2d(c);
+        var rx = RefTensor.Random(g, [n, c, h, w], -3, 3);
+        using var x = rx.ToTensor();
+        void Check(string what)
+        {
+            var (wt, bs, mean, var) = (bn.Weight.Value.ToDoubleArray(), bn.Bias.Value.ToDoubleArray(), bn.RunningMean.Value.ToDoubleArray(), bn.RunningVar.Value.ToDoubleArray());
+            using var y = bn.Forward(x);
+            TestUtil.AssertClose(new RefTensor(rx.Shape, NormReference.FrozenBatchNormForward(rx.Data, n, c, h * w, wt, bs, mean, var, 1e-5)), y, what, seed, Atol, Rtol);
+        }
+
+        Check("fresh (identity)");
+        Check("the same buffers again");
+        using (GradMode.NoGrad()) bn.Weight.Value.Fill(2);
+        Check("weight filled");
+        SetRandom(bn.RunningMean, g, -1, 1);
+        Check("running mean written (CopyFrom)");
+        using var other = new FrozenBatchNorm2d(c);
+        SetRandom(other.Bias, g, -1, 1);
+        SetRandom(other.RunningVar, g, 0.1, 3);
+        bn.LoadStateDict(other.StateDict());
+        Check("state loaded");
+    }
+
+    [Fact]
     public void FrozenBatchNormReferenceBackwardPassesGradcheck()
     {
         var g = TestUtil.Fresh(out var seed);
