@@ -44,9 +44,7 @@ public sealed class FcblLoss : ClassificationLoss
     {
         _confusion = StateOn(_confusion, logits.Device);
         _counts = StateOn(_counts, logits.Device);
-        using var a = SigmoidWeights.OnDevice(_confusion, logits.Device);
-        using var n = SigmoidWeights.OnDevice(_counts, logits.Device);
-        var loss = LongTailOps.Fcbl(logits, labels, a, n, Alpha, ProbThreshold, Reweight, LossWeight * Normalizer(hostLabels.Length));
+        var loss = LongTailOps.Fcbl(logits, labels, _confusion, _counts, Alpha, ProbThreshold, Reweight, LossWeight * Normalizer(hostLabels.Length));
         if (context.UpdateState && hostLabels.Any(l => l < NumClasses)) Accumulate(logits, labels);
         return loss;
     }
@@ -56,11 +54,10 @@ public sealed class FcblLoss : ClassificationLoss
     {
         using (GradMode.NoGrad())
         {
+            // the state is on the logits' device (ComputeLoss moved it there)
             using var x = LongTailOps.Raw(logits);
-            using var xHere = SigmoidWeights.OnDevice(x, _confusion.Device);
             using var y = LongTailOps.Raw(labels);
-            using var yHere = SigmoidWeights.OnDevice(y, _confusion.Device);
-            LongTailBackends.For(_confusion.Device).AccumulateConfusion(xHere, yHere, _confusion, _counts);
+            LongTailBackends.For(_confusion.Device).AccumulateConfusion(x, y, _confusion, _counts);
             _confusion.Storage.BumpVersion();
             _counts.Storage.BumpVersion();
         }

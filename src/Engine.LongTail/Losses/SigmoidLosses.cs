@@ -137,10 +137,8 @@ public sealed class Eqlv2Loss : ClassificationLoss
                 // statistics of foreground columns only; the objectness column collects none (code: [:-1])
                 using var posFg = pos.Narrow(0, 0, NumClasses);
                 using var negFg = neg.Narrow(0, 0, NumClasses);
-                using var posHere = SigmoidWeights.OnDevice(posFg, _posGrad.Device);
-                using var negHere = SigmoidWeights.OnDevice(negFg, _negGrad.Device);
-                _posGrad.AddInPlace(posHere);
-                _negGrad.AddInPlace(negHere);
+                _posGrad.AddInPlace(posFg);
+                _negGrad.AddInPlace(negFg);
                 using var denominator = _negGrad.Add(1e-10);
                 using var ratio = _posGrad.Div(denominator);
                 _ratio.CopyFrom(ratio);
