@@ -30,7 +30,9 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     public ModuleBuffer RunningVar { get; }
 
     private Tensor? _scale, _shift;
-    private (Tensor Tensor, long Version)[] _derivedFrom = [];
+    // the buffer tensors scale and shift were computed from, and their storage versions then
+    private readonly Tensor?[] _derivedFrom = new Tensor?[4];
+    private readonly long[] _derivedVersions = new long[4];
 
     /// <param name="input">(N, C, H, W)</param>
     public override Tensor Forward(Tensor input)
@@ -45,10 +47,11 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     /// <summary>(1, C, 1, 1) scale and shift, recomputed only when a buffer was replaced or written.</summary>
     private (Tensor Scale, Tensor Shift) ScaleAndShift()
     {
-        Tensor[] buffers = [Weight.Value, Bias.Value, RunningMean.Value, RunningVar.Value];
-        if (_scale is not null && _shift is not null && _derivedFrom.Length == buffers.Length &&
-            _derivedFrom.Select((d, i) => ReferenceEquals(d.Tensor, buffers[i]) && d.Version == buffers[i].Storage.Version).All(same => same))
-            return (_scale, _shift);
+        ReadOnlySpan<ModuleBuffer> buffers = [Weight, Bias, RunningMean, RunningVar];
+        var current = _scale is not null && _shift is not null;
+        for (var i = 0; i < buffers.Length && current; i++)
+            current = ReferenceEquals(_derivedFrom[i], buffers[i].Value) && _derivedVersions[i] == buffers[i].Value.Storage.Version;
+        if (current) return (_scale!, _shift!);
         ReleaseDerived();
         using (GradMode.NoGrad())
         using (DisposeScope.Suspend())
@@ -61,7 +64,8 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
             _scale = s.Reshape(1, NumFeatures, 1, 1);
             _shift = b.Reshape(1, NumFeatures, 1, 1);
         }
-        _derivedFrom = [.. buffers.Select(t => (t, t.Storage.Version))];
+        for (var i = 0; i < buffers.Length; i++)
+            (_derivedFrom[i], _derivedVersions[i]) = (buffers[i].Value, buffers[i].Value.Storage.Version);
         return (_scale, _shift);
     }
 
@@ -69,6 +73,7 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     {
         _scale?.Dispose();
         _shift?.Dispose();
-        (_scale, _shift, _derivedFrom) = (null, null, []);
+        (_scale, _shift) = (null, null);
+        Array.Clear(_derivedFrom);
     }
 }
