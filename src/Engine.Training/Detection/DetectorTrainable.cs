@@ -58,27 +58,21 @@ public sealed class DetectorTrainable : ITrainable<ImageBatch>
             throw new ArgumentException($"DetectorTrainable.Losses: batch {batch.Index} has {batch.Count} images but {batch.Boxes.Count} box and {batch.Classes.Count} class tensors; give one of each per image.");
         if (!Detector.IsTraining)
             throw new InvalidOperationException("DetectorTrainable.Losses: the detector is in eval mode; call Detector.Train() before training (evaluation switches it back itself).");
-        // The ImageList and targets take ownership of what they are given, so they get storage-sharing views (Detach) or copies on the
-        // detector's device, and the batch keeps its own tensors (the trainer disposes the batch after the step).
+        // The ImageList and targets take ownership of what they are given, so they get tensors of their own on the detector's device
+        // (To: a storage-sharing view where the batch is there already, else a copy; the data layer assembles batches on the host), and
+        // the batch keeps its own tensors (the trainer disposes the batch after the step).
         var device = Detector.Device;
-        using var images = new ImageList(OnDevice(batch.Images, device), batch.ImageSizes, batch.OriginalSizes);
+        using var images = new ImageList(batch.Images.To(device), batch.ImageSizes, batch.OriginalSizes);
         var targets = new List<Instances>(batch.Count);
         try
         {
             for (var i = 0; i < batch.Count; i++)
-                targets.Add(Instances.FromGroundTruth(batch.ImageSizes[i], OnDevice(batch.Boxes[i], device), OnDevice(batch.Classes[i], device)));
+                targets.Add(Instances.FromGroundTruth(batch.ImageSizes[i], batch.Boxes[i].To(device), batch.Classes[i].To(device)));
             return Detector.Losses(images, targets);
         }
         finally
         {
             foreach (var t in targets) t.Dispose();
         }
-    }
-
-    /// <summary><paramref name="t"/> on <paramref name="device"/>: a view sharing its storage when it is there already, else a copy
-    /// (the data layer assembles batches on the host). The caller owns the result; <paramref name="t"/> is left as it is.</summary>
-    internal static Tensor OnDevice(Tensor t, Device device)
-    {
-        using (GradMode.NoGrad()) return t.Device == device ? t.Detach() : t.To(device);
     }
 }

@@ -172,7 +172,7 @@ public static class DetectorTraining
                         using (batch)
                         using (GradMode.NoGrad())
                         {
-                            using var images = new ImageList(DetectorTrainable.OnDevice(batch.Images, detector.Device), batch.ImageSizes, batch.OriginalSizes);
+                            using var images = new ImageList(batch.Images.To(detector.Device), batch.ImageSizes, batch.OriginalSizes);
                             var detections = detector.Inference(images);
                             try
                             {

@@ -161,7 +161,7 @@ public sealed class ImageInference : IDisposable
         {
             using var noGrad = GradMode.NoGrad();
             using var batch = ImageBatch.Collate([sample], _identity, sizeDivisibility: 32);
-            using var images = new ImageList(DetectorTrainable.OnDevice(batch.Images, _detector.Device), batch.ImageSizes, batch.OriginalSizes);
+            using var images = new ImageList(batch.Images.To(_detector.Device), batch.ImageSizes, batch.OriginalSizes);
             var detections = _detector.Inference(images);
             try
             {
