@@ -11,8 +11,10 @@
 //
 //   Engine.Bench.Detector prepare --dir DIR --root REPO [--quick] [--gpu-steps]   (--gpu-steps: r50 step counts for a GPU)
 //   Engine.Bench.Detector demo|r50 --dir DIR --root REPO
-//   Engine.Bench.Detector r50 --dir DIR --root REPO --device cuda [--tf32]   (on a GPU: images uploaded in the data time,
-//         each step and inference call timed to the device's completion; the stage split is then launch time only)
+//   Engine.Bench.Detector r50 --dir DIR --root REPO --device cuda [--tf32] [--conv legacy|graph] [--conv-report FILE]
+//         (on a GPU: images uploaded in the data time, each step and inference call timed to the device's completion;
+//         the stage split is then launch time only. --conv picks cuDNN's API for convolutions, legacy by default;
+//         --conv-report writes what was chosen for each convolution shape and pass)
 //   Engine.Bench.Detector profile --dir DIR --root REPO     (R50 backbone forward part by part, 1 image, no grad)
 using System.Diagnostics;
 using System.Globalization;
@@ -42,6 +44,8 @@ var quick = false;
 var gpuRepeats = false;
 var tf32 = false;
 var device = Device.Cpu;
+CudnnApi? conv = null;
+string? convReport = null;
 for (var i = 1; i < args.Length; i++)
 {
     if (args[i] == "--dir" && i + 1 < args.Length) dir = args[++i];
@@ -50,19 +54,21 @@ for (var i = 1; i < args.Length; i++)
     else if (args[i] == "--gpu-steps") gpuRepeats = true;
     else if (args[i] == "--tf32") tf32 = true;
     else if (args[i] == "--device" && i + 1 < args.Length) device = Device.Parse(args[++i]);
+    else if (args[i] == "--conv" && i + 1 < args.Length) conv = CudnnApis.Parse(args[++i]);
+    else if (args[i] == "--conv-report" && i + 1 < args.Length) convReport = args[++i];
     else return Usage($"unknown argument '{args[i]}'");
 }
 if (dir is null || root is null) return Usage("--dir and --root are required");
 if (device.Kind == DeviceKind.Cuda)
 {
     if (args[0] != "r50") return Usage("--device cuda is for the r50 case");
-    if (!CudaOpsRegistration.TryRegister(out var reason, new CudaBackendOptions(AllowTf32: tf32)))
+    if (!CudaOpsRegistration.TryRegister(out var reason, new CudaBackendOptions(AllowTf32: tf32, ConvolutionApi: conv ?? CudnnApi.Legacy)))
     {
         Console.Error.WriteLine($"--device {device}: CUDA is not usable here: {reason}");
         return 2;
     }
 }
-else if (tf32) return Usage("--tf32 applies to --device cuda");
+else if (tf32 || conv is not null || convReport is not null) return Usage("--tf32, --conv and --conv-report apply to --device cuda");
 
 var demoConfigPath = Path.Combine(root, "configs/synth/faster_rcnn_r18_fpn.yaml");
 var r50ConfigPath = Path.Combine(root, "configs/lvis_v1/faster_rcnn_r50_fpn_1x.yaml");
@@ -78,6 +84,7 @@ switch (args[0])
         break;
     case "r50":
         Bench.RunR50(ConfigLoader.Load(r50ConfigPath), dir, device);
+        if (convReport is not null) File.WriteAllText(convReport, ((CudaBackend)Backends.For(device)).Convolution.Describe());
         break;
     case "profile":
         Bench.ProfileR50Backbone(ConfigLoader.Load(r50ConfigPath), dir);
@@ -87,7 +94,7 @@ return 0;
 
 static int Usage(string why)
 {
-    Console.Error.WriteLine($"{why}; usage: Engine.Bench.Detector prepare|demo|r50|profile --dir DIR --root REPO [--quick] [--gpu-steps] [--device cpu|cuda [--tf32]]");
+    Console.Error.WriteLine($"{why}; usage: Engine.Bench.Detector prepare|demo|r50|profile --dir DIR --root REPO [--quick] [--gpu-steps] [--device cpu|cuda [--tf32] [--conv legacy|graph] [--conv-report FILE]]");
     return 2;
 }
 

@@ -1,4 +1,5 @@
-// 2-D convolution on the GPU through an IConvolutionEngine (cuDNN's legacy API by default). An empty batch
+// 2-D convolution on the GPU through an IConvolutionEngine (cuDNN's legacy or graph API, as
+// CudaBackendOptions.ConvolutionApi says; the legacy one by default). An empty batch
 // writes zero weight and bias gradients (cuDNN rejects N = 0). cacheWeight is accepted and ignored: cuDNN
 // reads the plain weight layout directly, so there is no transformed copy to keep.
 using Engine.Native;
@@ -15,7 +16,10 @@ public sealed unsafe partial class CudaBackend
     {
         get
         {
-            lock (_convolutionGate) return _convolution ??= new CudnnConvolution(CudaDevice, Stream, Memory, Options.AllowTf32);
+            lock (_convolutionGate)
+                return _convolution ??= Options.ConvolutionApi == CudnnApi.Graph
+                    ? new CudnnGraphConvolution(CudaDevice, Stream, Memory, Options.AllowTf32)
+                    : new CudnnConvolution(CudaDevice, Stream, Memory, Options.AllowTf32);
         }
         set
         {

@@ -39,6 +39,7 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
         public nint X, Y, W, Bias, Conv;
         public int ForwardAlgo = -1, BackwardDataAlgo = -1, BackwardFilterAlgo = -1;
         public long ForwardBytes, BackwardDataBytes, BackwardFilterBytes;
+        public float ForwardMs, BackwardDataMs, BackwardFilterMs;
 
         public void Dispose()
         {
@@ -79,13 +80,13 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
     private cudnnMathType_t MathType => _allowTf32 ? cudnnMathType_t.CUDNN_DEFAULT_MATH : cudnnMathType_t.CUDNN_FMA_MATH;
 
     /// <summary>The fastest successful result within the workspace limit whose math type keeps FP32 unless TF32 is allowed.</summary>
-    private (int Algo, long Bytes) Choose(string call, Conv2dGeometry g, ReadOnlySpan<cudnnConvolutionAlgoPerf_t> results)
+    private (int Algo, long Bytes, float Ms) Choose(string call, Conv2dGeometry g, ReadOnlySpan<cudnnConvolutionAlgoPerf_t> results)
     {
         foreach (var r in results)
         {
             if (r.status != cudnnStatus_t.CUDNN_STATUS_SUCCESS || (long)r.memory > MaxWorkspaceBytes) continue;
             if (!_allowTf32 && r.mathType is cudnnMathType_t.CUDNN_TENSOR_OP_MATH or cudnnMathType_t.CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
-            return (r.algo, (long)r.memory);
+            return (r.algo, (long)r.memory, r.time);
         }
         throw new NotSupportedException(
             $"{call}: cuDNN offers no algorithm for {g} within {MemoryStats.Format(MaxWorkspaceBytes)} of workspace" +
@@ -107,7 +108,7 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
                 // HOST SYNC, once per shape: cudnnFind* runs and times every candidate algorithm.
                 CuDnn.Check(CuDnn.cudnnFindConvolutionForwardAlgorithm(_handle, p.X, p.W, p.Conv, p.Y, Candidates, out var found, results),
                             nameof(CuDnn.cudnnFindConvolutionForwardAlgorithm), g.ToString());
-                (p.ForwardAlgo, p.ForwardBytes) = Choose(nameof(CuDnn.cudnnFindConvolutionForwardAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
+                (p.ForwardAlgo, p.ForwardBytes, p.ForwardMs) = Choose(nameof(CuDnn.cudnnFindConvolutionForwardAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
             }
             var workspace = _memory.Allocate(p.ForwardBytes);
             float one = 1, zero = 0;
@@ -115,8 +116,7 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
             {
                 CuDnn.Check(CuDnn.cudnnConvolutionForward(_handle, &one, p.X, x, p.W, w, p.Conv, p.ForwardAlgo, workspace, (nuint)p.ForwardBytes,
                                                           &zero, p.Y, y), nameof(CuDnn.cudnnConvolutionForward), g.ToString());
-                if (bias != 0)
-                    CuDnn.Check(CuDnn.cudnnAddTensor(_handle, &one, p.Bias, bias, &one, p.Y, y), nameof(CuDnn.cudnnAddTensor), $"bias of {g}");
+                if (bias != 0) AddBias(p, g, bias, y);
             }
             finally
             {
@@ -138,7 +138,7 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
                 // HOST SYNC, once per shape (algorithm search).
                 CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm(_handle, p.W, p.Y, p.Conv, p.X, Candidates, out var found, results),
                             nameof(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm), g.ToString());
-                (p.BackwardDataAlgo, p.BackwardDataBytes) = Choose(nameof(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
+                (p.BackwardDataAlgo, p.BackwardDataBytes, p.BackwardDataMs) = Choose(nameof(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
             }
             var workspace = _memory.Allocate(p.BackwardDataBytes);
             float one = 1, zero = 0;
@@ -167,7 +167,7 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
                 // HOST SYNC, once per shape (algorithm search).
                 CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm(_handle, p.X, p.Y, p.Conv, p.W, Candidates, out var found, results),
                             nameof(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm), g.ToString());
-                (p.BackwardFilterAlgo, p.BackwardFilterBytes) = Choose(nameof(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
+                (p.BackwardFilterAlgo, p.BackwardFilterBytes, p.BackwardFilterMs) = Choose(nameof(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
             }
             var workspace = _memory.Allocate(p.BackwardFilterBytes);
             float one = 1, zero = 0;
@@ -176,14 +176,63 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
                 CuDnn.Check(CuDnn.cudnnConvolutionBackwardFilter(_handle, &one, p.X, x, p.Y, dy, p.Conv, p.BackwardFilterAlgo, workspace,
                                                                  (nuint)p.BackwardFilterBytes, &zero, p.W, dw),
                             nameof(CuDnn.cudnnConvolutionBackwardFilter), g.ToString());
-                if (dbias != 0)
-                    CuDnn.Check(CuDnn.cudnnConvolutionBackwardBias(_handle, &one, p.Y, dy, &zero, p.Bias, dbias),
-                                nameof(CuDnn.cudnnConvolutionBackwardBias), $"bias of {g}");
+                if (dbias != 0) BiasGradient(p, g, dy, dbias);
             }
             finally
             {
                 _memory.Free(workspace, p.BackwardFilterBytes);
             }
+        }
+    }
+
+    /// <summary>y += bias broadcast over (N, OutH, OutW), on the stream.</summary>
+    public void AddBias(Conv2dGeometry g, ulong bias, ulong y)
+    {
+        lock (_gate)
+        {
+            _device.MakeCurrent();
+            AddBias(For(g), g, bias, y);
+        }
+    }
+
+    /// <summary>dbias = Σ dy over (N, OutH, OutW), overwritten, on the stream.</summary>
+    public void BiasGradient(Conv2dGeometry g, ulong dy, ulong dbias)
+    {
+        lock (_gate)
+        {
+            _device.MakeCurrent();
+            BiasGradient(For(g), g, dy, dbias);
+        }
+    }
+
+    private void AddBias(Plan p, Conv2dGeometry g, ulong bias, ulong y)
+    {
+        float one = 1;
+        CuDnn.Check(CuDnn.cudnnAddTensor(_handle, &one, p.Bias, bias, &one, p.Y, y), nameof(CuDnn.cudnnAddTensor), $"bias of {g}");
+    }
+
+    private void BiasGradient(Plan p, Conv2dGeometry g, ulong dy, ulong dbias)
+    {
+        float one = 1, zero = 0;
+        CuDnn.Check(CuDnn.cudnnConvolutionBackwardBias(_handle, &one, p.Y, dy, &zero, p.Bias, dbias),
+                    nameof(CuDnn.cudnnConvolutionBackwardBias), $"bias of {g}");
+    }
+
+    public string Describe()
+    {
+        lock (_gate)
+        {
+            var text = new System.Text.StringBuilder($"cuDNN legacy API{(_allowTf32 ? ", TF32 allowed" : ", FMA math")}: {_plans.Count} geometries\n");
+            foreach (var (g, p) in _plans)
+            {
+                if (p.ForwardAlgo >= 0) text.AppendLine($"  Forward of {g}: algorithm {p.ForwardAlgo}, {p.ForwardMs:F3} ms, {MemoryStats.Format(p.ForwardBytes)} workspace");
+                if (p.BackwardDataAlgo >= 0)
+                    text.AppendLine($"  BackwardData of {g}: algorithm {p.BackwardDataAlgo}, {p.BackwardDataMs:F3} ms, {MemoryStats.Format(p.BackwardDataBytes)} workspace");
+                if (p.BackwardFilterAlgo >= 0)
+                    text.AppendLine($"  BackwardFilter of {g}: algorithm {p.BackwardFilterAlgo}, {p.BackwardFilterMs:F3} ms, " +
+                                    $"{MemoryStats.Format(p.BackwardFilterBytes)} workspace");
+            }
+            return text.ToString();
         }
     }
 

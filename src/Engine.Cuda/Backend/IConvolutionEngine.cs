@@ -1,7 +1,7 @@
 // What the CUDA backend needs from a convolution library: the three passes of a 2-D convolution on device
 // pointers in the layouts of IBackend.Convolution.cs, queued on the backend's stream. CudnnConvolution
-// implements it with cuDNN's legacy API; an implementation over the cuDNN graph API can replace it
-// without touching the backend.
+// implements it with cuDNN's legacy API, CudnnGraphConvolution with the graph API; CudaBackendOptions.ConvolutionApi
+// picks one, and the backend's Convolution property takes any other implementation.
 using Engine.Native;
 
 namespace Engine.Cuda.Backend;
@@ -16,4 +16,7 @@ public interface IConvolutionEngine : IDisposable
 
     /// <summary>dw = ∂L/∂w from x and dy, and dbias = Σ dy over (N, OutH, OutW) when not 0; both overwritten.</summary>
     void BackwardWeights(Conv2dGeometry g, ulong x, ulong dy, ulong dw, ulong dbias);
+
+    /// <summary>What was chosen for each geometry and pass so far (one line each), for benchmarks and diagnostics.</summary>
+    string Describe();
 }

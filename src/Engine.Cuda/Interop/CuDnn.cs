@@ -1,9 +1,9 @@
-// Bindings to cuDNN 9's legacy convolution API (libcudnn.so.9, cudnn_ops.h / cudnn_cnn.h / cudnn_graph.h):
-// handle and stream, 4-D tensor, filter and convolution descriptors, algorithm search, workspace sizes,
-// forward, backward-data, backward-filter and backward-bias, and cudnnAddTensor for the bias. Functions
-// carry their C names. Handles and descriptors are opaque pointers owned by the callers (CudnnConvolution
-// keeps them in disposable holders). Statuses become a CudnnException through Check, with cuDNN's own
-// string (cudnnGetErrorString) and its detailed last-error message (cudnnGetLastErrorString, cuDNN 9).
+// Bindings to cuDNN 9 (libcudnn.so.9, cudnn_ops.h / cudnn_cnn.h / cudnn_graph.h): handle and stream, and the
+// legacy convolution API: 4-D tensor, filter and convolution descriptors, algorithm search, workspace sizes,
+// forward, backward-data, backward-filter and backward-bias, and cudnnAddTensor for the bias (the graph API is
+// in CuDnn.Graph.cs). Functions carry their C names. Handles and descriptors are opaque pointers owned by the
+// callers (CudnnConvolution keeps them in disposable holders). Statuses become a CudnnException through Check,
+// with cuDNN's own string (cudnnGetErrorString) and its detailed last-error message (cudnnGetLastErrorString).
 using System.Runtime.InteropServices;
 using System.Text;
 
