@@ -16,8 +16,9 @@
 // float subtraction and division bit for bit.
 //
 // Layout: logits (N, K) dense row-major; mean, variance (or M2) (K) float; count int64 [1] (exact mode); y (N, K).
-// Launch: logit_norm_update_kernel uses blocks of (32, 8) threads: 32 columns per block, 8 row slices;
-//   grid = ceil(K / 32) blocks (a grid-stride loop covers any grid). In exact mode logit_norm_count_kernel (any
+// Launch: logit_norm_update_kernel uses blocks of (columns, slices) threads, at most 1024 (32 × 8 by default,
+//   LogitNormKernels.StatisticsBlock): blockDim.x columns per block, blockDim.y row slices; grid = ceil(K / blockDim.x)
+//   blocks (a grid-stride loop covers any grid). In exact mode logit_norm_count_kernel (any
 //   launch) then adds N to count, after every column has read the old count. logit_norm_calibrate_kernel: one
 //   block of 32..1024 threads (a multiple of 32) per row, grid-stride over rows; each block recomputes β from μ,
 //   so the calibration is one launch and reads no host value.
@@ -40,39 +41,36 @@ struct logit_norm_args {
 
 static_assert(sizeof(logit_norm_args) == 64, "logit_norm_args must match the host layout");
 
-#define LOGIT_NORM_COLUMNS 32
-#define LOGIT_NORM_SLICES 8
-
 extern "C" __global__ void logit_norm_update_kernel(const logit_norm_args a)
 {
-    __shared__ double partial[LOGIT_NORM_SLICES][LOGIT_NORM_COLUMNS];
+    __shared__ double partial[1024];   // [slice][column] of the block's blockDim.y × blockDim.x threads
     const float* z = reinterpret_cast<const float*>(a.logits);
     float* mean = reinterpret_cast<float*>(a.mean);
     float* second = reinterpret_cast<float*>(a.variance);
-    const int tx = threadIdx.x, ty = threadIdx.y;
-    for (int first = blockIdx.x * LOGIT_NORM_COLUMNS; first < a.columns; first += gridDim.x * LOGIT_NORM_COLUMNS) {
+    const int tx = threadIdx.x, ty = threadIdx.y, width = blockDim.x, slices = blockDim.y;
+    for (int first = blockIdx.x * width; first < a.columns; first += gridDim.x * width) {
         const int k = first + tx;
         double sum = 0.0;
         if (k < a.columns)
-            for (int i = ty; i < a.rows; i += LOGIT_NORM_SLICES) sum += (double)z[(long long)i * a.columns + k];
-        partial[ty][tx] = sum;
+            for (int i = ty; i < a.rows; i += slices) sum += (double)z[(long long)i * a.columns + k];
+        partial[ty * width + tx] = sum;
         __syncthreads();
         double total = 0.0;
-        for (int s = 0; s < LOGIT_NORM_SLICES; ++s) total += partial[s][tx];
+        for (int s = 0; s < slices; ++s) total += partial[s * width + tx];
         const double batch_mean = total / a.rows;
         __syncthreads();
 
         double squares = 0.0;
         if (k < a.columns)
-            for (int i = ty; i < a.rows; i += LOGIT_NORM_SLICES) {
+            for (int i = ty; i < a.rows; i += slices) {
                 const double d = (double)z[(long long)i * a.columns + k] - batch_mean;
                 squares = __dadd_rn(squares, __dmul_rn(d, d));
             }
-        partial[ty][tx] = squares;
+        partial[ty * width + tx] = squares;
         __syncthreads();
         if (ty == 0 && k < a.columns) {
             double ss = 0.0;
-            for (int s = 0; s < LOGIT_NORM_SLICES; ++s) ss += partial[s][tx];
+            for (int s = 0; s < slices; ++s) ss += partial[s * width + tx];
             if (!a.exact) {
                 const double m = a.momentum, keep = 1.0 - m;
                 const double b = ss / (a.rows - 1);

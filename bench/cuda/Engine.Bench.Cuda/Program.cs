@@ -3,7 +3,7 @@
 // the exit status 1), then times each kernel with CUDA events exactly as the peer was timed (warm-up, median of
 // REPEATS calls, the small cases rotating over 8 copies of their inputs) and prints one table with torchvision's
 // medians, the speed-ups, and for the bandwidth-bound kernels the GB/s reached as a fraction of the device-to-device
-// copy of the same bytes.
+// copy of the same bytes. LogN's statistics kernel is also timed with other block shapes (logn.update@CxS).
 //   dotnet Engine.Bench.Cuda.dll DIR [REPEATS=50]     (DIR holds inputs.safetensors and torch_ms.json)
 using System.Globalization;
 using System.Text.Json;
@@ -186,6 +186,20 @@ void Check(string what, float[] expected, float[] actual, double abs, double rel
     engineMs["logn.calibrate"] = Median(i => logN.Calibrate(View(i), mean0, variance0, false, calibrated));
     engineMs["logn.calibrate_softmax"] = Median(i => logN.Calibrate(View(i), mean0, variance0, true, calibrated));
     bytesMoved["logn.update"] = 4.0 * n;
+    // the statistics kernel's other block shapes (columns × row slices), each checked first: logn.update@CxS
+    foreach (var block in new[] { (32, 32), (16, 16), (16, 64), (8, 32), (8, 64), (8, 128) })
+    {
+        logN.StatisticsBlock = block;
+        var name = $"logn.update@{block.Item1}x{block.Item2}";
+        using var m = Up(F("logn.mean0"));
+        using var v = Up(F("logn.var0"));
+        logN.UpdateRunningStatistics(View(0), 0.01, m, v);
+        Check($"LogN running mean ({name})", F("logn.mean1"), m.ToArray(), 1e-5, 1e-5);
+        Check($"LogN running variance ({name})", F("logn.var1"), v.ToArray(), 1e-5, 1e-5);
+        engineMs[name] = Median(i => logN.UpdateRunningStatistics(View(i), 0.01, m, v));
+        bytesMoved[name] = 4.0 * n;
+    }
+    logN.StatisticsBlock = (32, 8);
     bytesMoved["logn.calibrate"] = 8.0 * n;
     bytesMoved["logn.calibrate_softmax"] = 8.0 * n;
     logN.Dispose();
@@ -216,7 +230,7 @@ Console.WriteLine($"{"case",-24} | {"torchvision ms",14} | {"engine ms",9} | {"s
 Console.WriteLine($"{new string('-', 24)}-+-{new string('-', 14)}-+-{new string('-', 9)}-+-{new string('-', 8)}-+-{new string('-', 11)}-+-{new string('-', 7)}");
 foreach (var (name, ms) in engineMs)
 {
-    var tv = torchMs.GetValueOrDefault(name, double.NaN);
+    var tv = torchMs.GetValueOrDefault(name.Split('@')[0], double.NaN); // case@variant: the case's torchvision time
     var gbps = bytesMoved.TryGetValue(name, out var bytes) ? bytes / ms / 1e6 : double.NaN;
     // ROIAlign moves hundreds of MB: against the 1 GiB copy; the 5 MB logit kernels against the copy of their own size
     var ofCopy = double.IsNaN(gbps) ? "" : (gbps / (name.StartsWith("roi_align", StringComparison.Ordinal) ? bigCopyGbps : copyGbps)).ToString("P0", culture);

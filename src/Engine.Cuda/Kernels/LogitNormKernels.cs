@@ -32,8 +32,22 @@ public sealed class LogitNormKernels(CudaDevice device, KernelCompiler compiler)
     private const string CountKernel = "logit_norm_count_kernel";
     private const string CalibrateKernel = "logit_norm_calibrate_kernel";
 
-    /// <summary>LOGIT_NORM_COLUMNS × LOGIT_NORM_SLICES threads of the statistics kernel.</summary>
-    private const int Columns = 32, Slices = 8;
+    private (int Columns, int Slices) _statisticsBlock = (32, 8);
+
+    /// <summary>The statistics kernel's block: Columns per block (threadIdx.x) × Slices of rows (threadIdx.y), at most
+    /// 1024 threads. The sum over slices runs in a fixed order, so every shape gives the same bits for a given Slices.
+    /// 32 × 8 is what was measured; a benchmark may try others.</summary>
+    public (int Columns, int Slices) StatisticsBlock
+    {
+        get => _statisticsBlock;
+        set
+        {
+            if (value.Columns < 1 || value.Slices < 1 || value.Columns * value.Slices > 1024)
+                throw new ArgumentOutOfRangeException(nameof(value), value,
+                                                      "LogitNormKernels.StatisticsBlock: columns and slices must be positive with at most 1024 threads in all.");
+            _statisticsBlock = value;
+        }
+    }
 
     public static IReadOnlyList<string> KernelNames { get; } = [Update, CountKernel, CalibrateKernel];
 
@@ -100,8 +114,9 @@ public sealed class LogitNormKernels(CudaDevice device, KernelCompiler compiler)
 
     private void LaunchStatistics(LogitNormArgs args, CudaStream? stream)
     {
-        var blocks = (args.Columns + Columns - 1) / Columns;
-        var config = new LaunchConfig(new Dim3((uint)Math.Min(blocks, Device.MaxGridDimX)), new Dim3(Columns, Slices));
+        var (columns, slices) = _statisticsBlock;
+        var blocks = (args.Columns + columns - 1) / columns;
+        var config = new LaunchConfig(new Dim3((uint)Math.Min(blocks, Device.MaxGridDimX)), new Dim3((uint)columns, (uint)slices));
         Launch(Update, config, stream, args);
     }
 

@@ -46,6 +46,47 @@ public sealed class LogitNormKernelsTests
         }
     }
 
+    /// <summary>Every block shape a benchmark may pick gives the reference's statistics, in both modes: fewer columns
+    /// per block than K has (several blocks, a partial last one), more than K has, and one slice or many.</summary>
+    [CudaTheory]
+    [InlineData(32, 8)]
+    [InlineData(8, 32)]
+    [InlineData(8, 128)]
+    [InlineData(16, 64)]
+    [InlineData(32, 32)]
+    [InlineData(1, 1)]
+    [InlineData(64, 16)]
+    public void EveryStatisticsBlockShapeMatchesTheReference(int blockColumns, int slices)
+    {
+        using var kernels = new LogitNormKernels(GpuContext.Device, GpuContext.Compiler) { StatisticsBlock = (blockColumns, slices) };
+        var random = new SeededRandom();
+        foreach (var (rows, columns) in new[] { (513, 37), (3, 1204), (200, 5) })
+        {
+            var context = $"block {blockColumns}x{slices}, ({rows}, {columns})";
+            var mean = random.Uniform(columns, -3, 3);
+            var variance = random.Uniform(columns, 0.1, 4);
+            var logits = random.Uniform((long)rows * columns, -8, 8);
+            using var logitBuffer = Upload(logits);
+            using var meanBuffer = Upload(mean);
+            using var varianceBuffer = Upload(variance);
+            kernels.UpdateRunningStatistics(DeviceView.Dense(logitBuffer, rows, columns), 0.3, meanBuffer, varianceBuffer);
+            double[] expectedMean = Doubles(mean), expectedVariance = Doubles(variance);
+            LogitNormReference.EmaUpdate(Doubles(logits), rows, columns, 0.3, expectedMean, expectedVariance);
+            AssertClose(expectedMean, meanBuffer.ToArray(), StatisticsAbs, StatisticsRel, $"{context} EMA mean", random.Seed, guard: false);
+            AssertClose(expectedVariance, varianceBuffer.ToArray(), StatisticsAbs, StatisticsRel, $"{context} EMA variance", random.Seed, guard: false);
+
+            using var count = Upload(new long[] { 0 });
+            using var merged = Upload(new float[columns]);
+            using var m2 = Upload(new float[columns]);
+            kernels.MergeStatistics(DeviceView.Dense(logitBuffer, rows, columns), count, merged, m2);
+            var (batchMean, batchVariance) = LogitNormReference.BatchStatistics(Doubles(logits), rows, columns);
+            Assert.Equal(rows, count.ToArray()[0]);
+            AssertClose(batchMean, merged.ToArray(), StatisticsAbs, StatisticsRel, $"{context} merged mean", random.Seed, guard: false);
+            AssertClose(batchVariance.Select(v => v * (rows - 1)).ToArray(), m2.ToArray(), StatisticsAbs, StatisticsRel, $"{context} M2",
+                        random.Seed, guard: false);
+        }
+    }
+
     [CudaTheory]
     [MemberData(nameof(Shapes))]
     public void ExactMergeMatchesTheCpuBackend(int rows, int columns)
@@ -153,5 +194,9 @@ public sealed class LogitNormKernelsTests
         Assert.Contains("mean holds 4", small.Message);
         var background = Assert.Throws<ArgumentException>(() => LogitNorm.Calibrate(DeviceView.Dense(logits, 12, 1), stats, other, false, other));
         Assert.Contains("background", background.Message);
+        var block = Assert.Throws<ArgumentOutOfRangeException>(() => LogitNorm.StatisticsBlock = (64, 32));
+        Assert.Contains("at most 1024 threads", block.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => LogitNorm.StatisticsBlock = (0, 8));
+        Assert.Equal((32, 8), LogitNorm.StatisticsBlock);
     }
 }
