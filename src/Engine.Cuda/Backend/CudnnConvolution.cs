@@ -5,6 +5,7 @@
 // descriptor asks for FMA math and only algorithms that report FMA math are taken, so results stay IEEE
 // float; with TF32 allowed cuDNN's default math may use tensor cores. Workspaces come from the backend's
 // stream-ordered pool per call.
+using System.Text;
 using Engine.Cuda.Interop;
 using Engine.Cuda.Memory;
 using Engine.Native;
@@ -222,7 +223,7 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
     {
         lock (_gate)
         {
-            var text = new System.Text.StringBuilder($"cuDNN legacy API{(_allowTf32 ? ", TF32 allowed" : ", FMA math")}: {_plans.Count} geometries\n");
+            var text = new StringBuilder($"cuDNN legacy API{(_allowTf32 ? ", TF32 allowed" : ", FMA math")}: {_plans.Count} geometries\n");
             foreach (var (g, p) in _plans)
             {
                 if (p.ForwardAlgo >= 0) text.AppendLine($"  Forward of {g}: algorithm {p.ForwardAlgo}, {p.ForwardMs:F3} ms, {MemoryStats.Format(p.ForwardBytes)} workspace");

@@ -165,18 +165,27 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
             {
                 foreach (var config in Configurations(graph, mode))
                 {
-                    var (engine, reason) = Inspect(config);
-                    // INSTANT may list one engine with different knobs; FALLBACK repeats engines INSTANT listed
-                    if (reason is null && mode == cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_FALLBACK && seen.Contains(engine))
-                        reason = "already offered";
-                    seen.Add(engine);
-                    if (reason is null && candidates.Count >= MaxCandidates) reason = "over the candidate limit";
-                    var execution = reason is null ? Finalize(config, out reason) : null;
-                    long workspace = 0;
-                    if (execution is not null)
+                    CudnnDescriptor? execution = null;
+                    string? reason;
+                    long workspace = 0, engine = -1;
+                    try
                     {
-                        workspace = execution.GetInt64(cudnnBackendAttributeName_t.CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE);
-                        if (workspace > MaxWorkspaceBytes) reason = $"needs more than {MemoryStats.Format(MaxWorkspaceBytes)} of workspace";
+                        (engine, reason) = Inspect(config);
+                        // INSTANT may list one engine with different knobs; FALLBACK repeats engines INSTANT listed
+                        if (reason is null && mode == cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_FALLBACK && seen.Contains(engine))
+                            reason = "already offered";
+                        seen.Add(engine);
+                        if (reason is null && candidates.Count >= MaxCandidates) reason = "over the candidate limit";
+                        execution = reason is null ? Finalize(config, out reason) : null;
+                        if (execution is not null)
+                        {
+                            workspace = execution.GetInt64(cudnnBackendAttributeName_t.CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE);
+                            if (workspace > MaxWorkspaceBytes) reason = $"needs more than {MemoryStats.Format(MaxWorkspaceBytes)} of workspace";
+                        }
+                    }
+                    catch (CudnnException e)
+                    {
+                        reason = $"not readable ({e.StatusName})";
                     }
                     if (reason is null)
                     {

@@ -65,6 +65,12 @@ public sealed partial class CudaBackendTests
             return [y, dx, dw, db];
         }, atol, rtol);
         Assert.True(engine.Fallbacks.Count == 0, string.Join("\n", engine.Fallbacks));
+        if (geometry.N > 0)
+        {
+            var report = engine.Describe();
+            foreach (var pass in (string[])["Forward", "BackwardData", "BackwardFilter"]) Assert.Contains($"{pass} of {geometry} (aligned 16): engine", report);
+            Assert.Contains("legacy API", report); // the bias went through the legacy engine, which reports its own
+        }
     }
 
     [CudaFact]
