@@ -24,6 +24,10 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
     private readonly Dictionary<Conv2dGeometry, Plan> _plans = [];
     private readonly Lock _gate = new();
 
+    /// <summary>The cuDNN handle, bound to the stream; CudnnGraphConvolution, which owns this engine, executes its plans
+    /// on it too (every call of that engine holds its own lock, so the two never use the handle at once).</summary>
+    internal nint Handle => _handle;
+
     public CudnnConvolution(CudaDevice device, CudaStream stream, CudaMemoryPool memory, bool allowTf32)
     {
         _device = device;
@@ -224,14 +228,15 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
         lock (_gate)
         {
             var text = new StringBuilder($"cuDNN legacy API{(_allowTf32 ? ", TF32 allowed" : ", FMA math")}: {_plans.Count} geometries\n");
+            void Line(string pass, Conv2dGeometry g, int algo, float ms, long bytes)
+            {
+                if (algo >= 0) text.AppendLine($"  {pass} of {g}: algorithm {algo}, {ms:F3} ms, {MemoryStats.Format(bytes)} workspace");
+            }
             foreach (var (g, p) in _plans)
             {
-                if (p.ForwardAlgo >= 0) text.AppendLine($"  Forward of {g}: algorithm {p.ForwardAlgo}, {p.ForwardMs:F3} ms, {MemoryStats.Format(p.ForwardBytes)} workspace");
-                if (p.BackwardDataAlgo >= 0)
-                    text.AppendLine($"  BackwardData of {g}: algorithm {p.BackwardDataAlgo}, {p.BackwardDataMs:F3} ms, {MemoryStats.Format(p.BackwardDataBytes)} workspace");
-                if (p.BackwardFilterAlgo >= 0)
-                    text.AppendLine($"  BackwardFilter of {g}: algorithm {p.BackwardFilterAlgo}, {p.BackwardFilterMs:F3} ms, " +
-                                    $"{MemoryStats.Format(p.BackwardFilterBytes)} workspace");
+                Line("Forward", g, p.ForwardAlgo, p.ForwardMs, p.ForwardBytes);
+                Line("BackwardData", g, p.BackwardDataAlgo, p.BackwardDataMs, p.BackwardDataBytes);
+                Line("BackwardFilter", g, p.BackwardFilterAlgo, p.BackwardFilterMs, p.BackwardFilterBytes);
             }
             return text.ToString();
         }

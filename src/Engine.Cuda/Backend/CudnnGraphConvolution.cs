@@ -7,7 +7,7 @@
 // fastest plan. This is the autotuning PyTorch's cudnn.benchmark does over the same API, and it reaches engines
 // the legacy cudnnFind* does not offer.
 // The bias (cudnnAddTensor, cudnnConvolutionBackwardBias) and any pass for which no graph plan could be built
-// go through the legacy engine on the same stream; Fallbacks lists the latter.
+// go through the legacy engine, whose cuDNN handle the plans share; Fallbacks lists those passes.
 using System.Text;
 using Engine.Cuda.Interop;
 using Engine.Cuda.Memory;
@@ -25,7 +25,6 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
 
     private enum Pass { Forward, BackwardData, BackwardFilter }
 
-    private readonly nint _handle;
     private readonly CudaDevice _device;
     private readonly CudaStream _stream;
     private readonly CudaMemoryPool _memory;
@@ -33,7 +32,8 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
     private readonly CudnnConvolution _legacy;
     /// <summary>Null value: no graph plan could be built; the legacy engine runs that pass.</summary>
     private readonly Dictionary<(Conv2dGeometry G, Pass P, int Alignment), Plan?> _plans = [];
-    private readonly List<string> _fallbacks = [];
+    /// <summary>Why each pass without a graph plan has none.</summary>
+    private readonly Dictionary<(Conv2dGeometry G, Pass P, int Alignment), string> _fallbacks = [];
     private readonly Lock _gate = new();
 
     public CudnnGraphConvolution(CudaDevice device, CudaStream stream, CudaMemoryPool memory, bool allowTf32)
@@ -42,18 +42,18 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         _stream = stream;
         _memory = memory;
         _allowTf32 = allowTf32;
-        device.MakeCurrent();
-        CuDnn.Check(CuDnn.cudnnCreate(out _handle), nameof(CuDnn.cudnnCreate), device.Name);
-        CuDnn.Check(CuDnn.cudnnSetStream(_handle, stream.Handle), nameof(CuDnn.cudnnSetStream));
         _legacy = new CudnnConvolution(device, stream, memory, allowTf32);
     }
+
+    /// <summary>The legacy engine's handle (bound to the stream): plans are built and executed on it.</summary>
+    private nint Handle => _legacy.Handle;
 
     /// <summary>The passes (geometry, pass and why) that run on the legacy engine because no graph plan was built.</summary>
     public IReadOnlyList<string> Fallbacks
     {
         get
         {
-            lock (_gate) return [.. _fallbacks];
+            lock (_gate) return [.. _fallbacks.Select(f => $"{f.Key.P} of {f.Key.G}: {f.Value}")];
         }
     }
 
@@ -129,7 +129,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         pack.SetPointers(cudnnBackendAttributeName_t.CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, [x, w, y]);
         pack.SetPointers(cudnnBackendAttributeName_t.CUDNN_ATTR_VARIANT_PACK_WORKSPACE, [workspace]);
         pack.Finish();
-        CuDnn.Check(CuDnn.cudnnBackendExecute(_handle, execution.Handle, pack.Handle), nameof(CuDnn.cudnnBackendExecute));
+        CuDnn.Check(CuDnn.cudnnBackendExecute(Handle, execution.Handle, pack.Handle), nameof(CuDnn.cudnnBackendExecute));
     }
 
     /// <summary>The cached plan of this geometry, pass and alignment, searched on first use; null: use the legacy engine.</summary>
@@ -140,12 +140,12 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         try
         {
             plan = Search(g, pass, key.Item3, x, w, y, out var why);
-            if (plan is null) _fallbacks.Add($"{pass} of {g}: {why}");
+            if (plan is null) _fallbacks[key] = why;
         }
         catch (CudnnException e)
         {
             plan = null;
-            _fallbacks.Add($"{pass} of {g}: {e.Message}");
+            _fallbacks[key] = e.Message;
         }
         _plans[key] = plan;
         return plan;
@@ -323,7 +323,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         op.Finish();
 
         var graph = Own(new CudnnDescriptor(cudnnBackendDescriptorType_t.CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
-        graph.SetHandle(cudnnBackendAttributeName_t.CUDNN_ATTR_OPERATIONGRAPH_HANDLE, _handle);
+        graph.SetHandle(cudnnBackendAttributeName_t.CUDNN_ATTR_OPERATIONGRAPH_HANDLE, Handle);
         graph.Set(cudnnBackendAttributeName_t.CUDNN_ATTR_OPERATIONGRAPH_OPS, op);
         graph.Finish();
         return graph;
@@ -413,7 +413,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         var plan = new CudnnDescriptor(cudnnBackendDescriptorType_t.CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
         try
         {
-            plan.SetHandle(cudnnBackendAttributeName_t.CUDNN_ATTR_EXECUTION_PLAN_HANDLE, _handle);
+            plan.SetHandle(cudnnBackendAttributeName_t.CUDNN_ATTR_EXECUTION_PLAN_HANDLE, Handle);
             plan.Set(cudnnBackendAttributeName_t.CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config);
             var status = plan.TryFinish();
             if (status == cudnnStatus_t.CUDNN_STATUS_SUCCESS)
@@ -437,12 +437,11 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         {
             var text = new StringBuilder($"cuDNN graph API{(_allowTf32 ? ", TF32 allowed" : ", FP32")}: {_plans.Count} passes planned, " +
                                          $"{_fallbacks.Count} on the legacy engine\n");
-            foreach (var ((g, pass, alignment), plan) in _plans)
+            foreach (var (key, plan) in _plans)
                 text.AppendLine(plan is null
-                    ? $"  {pass} of {g}: legacy engine"
-                    : $"  {pass} of {g} (aligned {alignment}): engine {plan.EngineIndex}, {plan.Milliseconds:F3} ms, " +
+                    ? $"  {key.P} of {key.G}: legacy engine, because {_fallbacks[key]}"
+                    : $"  {key.P} of {key.G} (aligned {key.Alignment}): engine {plan.EngineIndex}, {plan.Milliseconds:F3} ms, " +
                       $"{MemoryStats.Format(plan.WorkspaceBytes)} workspace, fastest of {plan.Timed}");
-            foreach (var f in _fallbacks) text.AppendLine($"  legacy because: {f}");
             text.Append(_legacy.Describe());
             return text.ToString();
         }
@@ -455,7 +454,6 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
             _device.MakeCurrent();
             foreach (var plan in _plans.Values) plan?.Dispose();
             _plans.Clear();
-            CuDnn.cudnnDestroy(_handle);
             _legacy.Dispose();
         }
     }
