@@ -18,7 +18,7 @@ public sealed unsafe partial class CudaBackend
         {
             lock (_convolutionGate)
                 return _convolution ??= Options.ConvolutionApi == CudnnApi.Graph
-                    ? new CudnnGraphConvolution(CudaDevice, Stream, Memory, Options.AllowTf32)
+                    ? new CudnnGraphConvolution(CudaDevice, Stream, Memory, Options.AllowTf32, Options.ConvolutionSearchLimit)
                     : new CudnnConvolution(CudaDevice, Stream, Memory, Options.AllowTf32);
         }
         set

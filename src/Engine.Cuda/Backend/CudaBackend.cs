@@ -33,8 +33,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
 
     public CudaBackend(CudaDevice device, CudaBackendOptions? options = null)
     {
-        CudaDevice = device;
         Options = options ?? CudaBackendOptions.Default;
+        Options.Validate();
+        CudaDevice = device;
         Device = Engine.Device.Cuda(device.Ordinal);
         _compiler = new KernelCompiler(cacheDirectory: Options.KernelCacheDirectory);
         Stream = device.CreateStream();

@@ -8,14 +8,29 @@ namespace Engine.Cuda.Backend;
 /// <param name="CublasWorkspaceBytes">cuBLAS workspace per stream; 32 MiB is NVIDIA's recommendation for Hopper.</param>
 /// <param name="KernelCacheDirectory">where compiled kernels are cached; null uses the compiler's default.</param>
 /// <param name="ConvolutionApi">which cuDNN API runs the convolutions (CudnnConvolution or CudnnGraphConvolution).</param>
+/// <param name="ConvolutionSearchLimit">with the graph API, how many execution plans of one convolution pass are
+/// timed at most, in the heuristics' order (PyTorch's torch.backends.cudnn.benchmark_limit, also 10 by default).</param>
 public sealed record CudaBackendOptions(
     bool AllowTf32 = false,
     ulong PoolReleaseThreshold = ulong.MaxValue,
     long CublasWorkspaceBytes = 32L << 20,
     string? KernelCacheDirectory = null,
-    CudnnApi ConvolutionApi = CudnnApi.Legacy)
+    CudnnApi ConvolutionApi = CudnnApi.Legacy,
+    int ConvolutionSearchLimit = 10)
 {
     public static CudaBackendOptions Default { get; } = new();
+
+    /// <summary>Throws ArgumentException naming the first setting out of its range; the backend checks its options
+    /// before it touches the device.</summary>
+    public void Validate()
+    {
+        if (CublasWorkspaceBytes < 0)
+            throw new ArgumentException($"CudaBackendOptions.CublasWorkspaceBytes must be ≥ 0, got {CublasWorkspaceBytes}.");
+        if (!Enum.IsDefined(ConvolutionApi))
+            throw new ArgumentException($"CudaBackendOptions.ConvolutionApi {(int)ConvolutionApi} is not a cuDNN API; use Legacy or Graph.");
+        if (ConvolutionSearchLimit < 1)
+            throw new ArgumentException($"CudaBackendOptions.ConvolutionSearchLimit must be ≥ 1 (plans timed per pass), got {ConvolutionSearchLimit}.");
+    }
 }
 
 /// <summary>Legacy: cudnnFind* over the legacy algorithms. Graph: the graph API's engine configurations, timed on first

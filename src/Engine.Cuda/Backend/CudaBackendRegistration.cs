@@ -10,6 +10,7 @@ public static class CudaBackendRegistration
     /// the reason, where no CUDA device is available (nothing is registered then).</summary>
     public static bool TryRegister(out string reason, CudaBackendOptions? options = null)
     {
+        options?.Validate();
         lock (Gate)
         {
             if (!CudaDevice.IsAvailable)

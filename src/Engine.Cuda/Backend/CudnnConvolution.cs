@@ -5,6 +5,7 @@
 // descriptor asks for FMA math and only algorithms that report FMA math are taken, so results stay IEEE
 // float; with TF32 allowed cuDNN's default math may use tensor cores. Workspaces come from the backend's
 // stream-ordered pool per call.
+using System.Diagnostics;
 using System.Text;
 using Engine.Cuda.Interop;
 using Engine.Cuda.Memory;
@@ -23,6 +24,8 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
     private readonly bool _allowTf32;
     private readonly Dictionary<Conv2dGeometry, Plan> _plans = [];
     private readonly Lock _gate = new();
+    /// <summary>Wall time spent in cudnnFind*, over every pass.</summary>
+    private TimeSpan _searchTime;
 
     /// <summary>The cuDNN handle, bound to the stream; CudnnGraphConvolution, which owns this engine, executes its plans
     /// on it too (every call of that engine holds its own lock, so the two never use the handle at once).</summary>
@@ -111,8 +114,10 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
             {
                 var results = stackalloc cudnnConvolutionAlgoPerf_t[Candidates];
                 // HOST SYNC, once per shape: cudnnFind* runs and times every candidate algorithm.
+                var started = Stopwatch.GetTimestamp();
                 CuDnn.Check(CuDnn.cudnnFindConvolutionForwardAlgorithm(_handle, p.X, p.W, p.Conv, p.Y, Candidates, out var found, results),
                             nameof(CuDnn.cudnnFindConvolutionForwardAlgorithm), g.ToString());
+                _searchTime += Stopwatch.GetElapsedTime(started);
                 (p.ForwardAlgo, p.ForwardBytes, p.ForwardMs) = Choose(nameof(CuDnn.cudnnFindConvolutionForwardAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
             }
             var workspace = _memory.Allocate(p.ForwardBytes);
@@ -141,8 +146,10 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
             {
                 var results = stackalloc cudnnConvolutionAlgoPerf_t[Candidates];
                 // HOST SYNC, once per shape (algorithm search).
+                var started = Stopwatch.GetTimestamp();
                 CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm(_handle, p.W, p.Y, p.Conv, p.X, Candidates, out var found, results),
                             nameof(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm), g.ToString());
+                _searchTime += Stopwatch.GetElapsedTime(started);
                 (p.BackwardDataAlgo, p.BackwardDataBytes, p.BackwardDataMs) = Choose(nameof(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
             }
             var workspace = _memory.Allocate(p.BackwardDataBytes);
@@ -170,8 +177,10 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
             {
                 var results = stackalloc cudnnConvolutionAlgoPerf_t[Candidates];
                 // HOST SYNC, once per shape (algorithm search).
+                var started = Stopwatch.GetTimestamp();
                 CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm(_handle, p.X, p.Y, p.Conv, p.W, Candidates, out var found, results),
                             nameof(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm), g.ToString());
+                _searchTime += Stopwatch.GetElapsedTime(started);
                 (p.BackwardFilterAlgo, p.BackwardFilterBytes, p.BackwardFilterMs) = Choose(nameof(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
             }
             var workspace = _memory.Allocate(p.BackwardFilterBytes);
@@ -227,7 +236,8 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
     {
         lock (_gate)
         {
-            var text = new StringBuilder($"cuDNN legacy API{(_allowTf32 ? ", TF32 allowed" : ", FMA math")}: {_plans.Count} geometries\n");
+            var text = new StringBuilder($"cuDNN legacy API{(_allowTf32 ? ", TF32 allowed" : ", FMA math")}: {_plans.Count} geometries, " +
+                                         $"searched in {_searchTime.TotalSeconds:F2} s\n");
             void Line(string pass, Conv2dGeometry g, int algo, float ms, long bytes)
             {
                 if (algo >= 0) text.AppendLine($"  {pass} of {g}: algorithm {algo}, {ms:F3} ms, {MemoryStats.Format(bytes)} workspace");

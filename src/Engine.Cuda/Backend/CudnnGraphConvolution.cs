@@ -2,12 +2,14 @@
 // geometry, pass and pointer alignment it builds the one-operation graph (tensors x, w, y with unique ids 1, 2, 3;
 // the convolution; the forward, backward-data or backward-filter operation), asks the heuristics for engine
 // configurations (INSTANT, then FALLBACK for engines INSTANT did not list), keeps those ConvolutionCandidates
-// admits, finalizes their execution plans within the workspace limit, times each on the call's own buffers
+// admits, finalizes execution plans within the workspace limit until it has the search limit's number
+// (CudaBackendOptions.ConvolutionSearchLimit, 10 by default as in PyTorch), times each on the call's own buffers
 // (one run to warm up, then three between two events: a host synchronization, once per shape) and keeps the
 // fastest plan. This is the autotuning PyTorch's cudnn.benchmark does over the same API, and it reaches engines
 // the legacy cudnnFind* does not offer.
 // The bias (cudnnAddTensor, cudnnConvolutionBackwardBias) and any pass for which no graph plan could be built
 // go through the legacy engine, whose cuDNN handle the plans share; Fallbacks lists those passes.
+using System.Diagnostics;
 using System.Text;
 using Engine.Cuda.Interop;
 using Engine.Cuda.Memory;
@@ -18,8 +20,6 @@ namespace Engine.Cuda.Backend;
 internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
 {
     private const long MaxWorkspaceBytes = 1L << 30;
-    /// <summary>Engine configurations timed per pass at most (cuDNN's heuristics usually offer fewer).</summary>
-    private const int MaxCandidates = 24;
     private const int TimedRuns = 3;
     private const long XId = 1, WId = 2, YId = 3;
 
@@ -29,15 +29,21 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
     private readonly CudaStream _stream;
     private readonly CudaMemoryPool _memory;
     private readonly bool _allowTf32;
+    /// <summary>Execution plans timed per pass at most.</summary>
+    private readonly int _searchLimit;
     private readonly CudnnConvolution _legacy;
     /// <summary>Null value: no graph plan could be built; the legacy engine runs that pass.</summary>
     private readonly Dictionary<(Conv2dGeometry G, Pass P, int Alignment), Plan?> _plans = [];
     /// <summary>Why each pass without a graph plan has none.</summary>
     private readonly Dictionary<(Conv2dGeometry G, Pass P, int Alignment), string> _fallbacks = [];
     private readonly Lock _gate = new();
+    /// <summary>Wall time spent searching (building, finalizing and timing plans), over every pass.</summary>
+    private TimeSpan _searchTime;
 
-    public CudnnGraphConvolution(CudaDevice device, CudaStream stream, CudaMemoryPool memory, bool allowTf32)
+    public CudnnGraphConvolution(CudaDevice device, CudaStream stream, CudaMemoryPool memory, bool allowTf32, int searchLimit = 10)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(searchLimit, 1);
+        _searchLimit = searchLimit;
         _device = device;
         _stream = stream;
         _memory = memory;
@@ -137,6 +143,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
     {
         var key = (g, pass, ConvolutionCandidates.Alignment(x, w, y));
         if (_plans.TryGetValue(key, out var plan)) return plan;
+        var started = Stopwatch.GetTimestamp();
         try
         {
             plan = Search(g, pass, key.Item3, x, w, y, out var why);
@@ -147,6 +154,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
             plan = null;
             _fallbacks[key] = e.Message;
         }
+        _searchTime += Stopwatch.GetElapsedTime(started);
         _plans[key] = plan;
         return plan;
     }
@@ -175,7 +183,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
                         if (reason is null && mode == cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_FALLBACK && seen.Contains(engine))
                             reason = "already offered";
                         seen.Add(engine);
-                        if (reason is null && candidates.Count >= MaxCandidates) reason = "over the candidate limit";
+                        if (reason is null && candidates.Count >= _searchLimit) reason = "over the search limit";
                         execution = reason is null ? Finalize(config, out reason) : null;
                         if (execution is not null)
                         {
@@ -435,7 +443,8 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
     {
         lock (_gate)
         {
-            var text = new StringBuilder($"cuDNN graph API{(_allowTf32 ? ", TF32 allowed" : ", FP32")}: {_plans.Count} passes planned, " +
+            var text = new StringBuilder($"cuDNN graph API{(_allowTf32 ? ", TF32 allowed" : ", FP32")}: {_plans.Count} passes planned " +
+                                         $"in {_searchTime.TotalSeconds:F2} s (at most {_searchLimit} plans timed per pass), " +
                                          $"{_fallbacks.Count} on the legacy engine\n");
             foreach (var (key, plan) in _plans)
                 text.AppendLine(plan is null

@@ -109,10 +109,33 @@ public sealed partial class CudaBackendTests
     public void BackendMadeWithTheGraphApiConvolvesThroughIt()
     {
         var device = ((CudaBackend)Gpu).CudaDevice;
-        using var backend = new CudaBackend(device, new CudaBackendOptions(ConvolutionApi: CudnnApi.Graph));
+        using var backend = new CudaBackend(device, new CudaBackendOptions(ConvolutionApi: CudnnApi.Graph, ConvolutionSearchLimit: 1));
         Assert.IsType<CudnnGraphConvolution>(backend.Convolution);
         using var legacy = new CudaBackend(device);
         Assert.IsType<CudnnConvolution>(legacy.Convolution);
+
+        Assert.Contains("at most 1 plans timed per pass", backend.Convolution.Describe()); // the search limit reached it
+    }
+
+    [CudaFact]
+    public void SearchLimitOfOneTimesOnePlanPerPass()
+    {
+        var geometry = Conv2dGeometry.Square(2, 8, 9, 10, 12, 3, pad: 1);
+        var backend = (CudaBackend)Gpu;
+        using var engine = new CudnnGraphConvolution(backend.CudaDevice, backend.Stream, backend.Memory, allowTf32: false, searchLimit: 1);
+        var g = Fresh(out var seed);
+        using var x = Tensor.Randn([geometry.N, geometry.CIn, geometry.H, geometry.W], g);
+        using var w = Tensor.Randn([geometry.COut, geometry.CInPerGroup, geometry.KernelH, geometry.KernelW], g, 0, 0.3);
+        Parity($"graph conv2d, one plan timed, {geometry}", seed, [x, w], (b, d, t) =>
+        {
+            var y = Out(d, [geometry.N, geometry.COut, geometry.OutH, geometry.OutW]);
+            if (d.Kind == DeviceKind.Cpu) b.Conv2dForward(geometry, t[0], t[1], null, y, cacheWeight: false);
+            else engine.Forward(geometry, Address(t[0]), Address(t[1]), 0, Address(y));
+            return [y];
+        }, 1e-4, 1e-4);
+        var report = engine.Describe();
+        Assert.Contains($"Forward of {geometry} (aligned 16): engine", report);
+        Assert.Matches(@"fastest of 1\b", report);
     }
 
     private static ulong Address(Tensor t) => (ulong)(long)t.DataPointer;
