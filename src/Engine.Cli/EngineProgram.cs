@@ -23,19 +23,22 @@ public static class EngineProgram
             AnsiConsole.Profile.Width = 160;
             AnsiConsole.Profile.Capabilities.Ansi = false;
         }
-        using var parser = new Parser(s =>
-        {
-            s.HelpWriter = Console.Out;
-            s.CaseInsensitiveEnumValues = true;
-            s.AutoVersion = true;
-            s.AllowMultiInstance = true; // repeatable options such as `train --set A=1 --set B=2`
-        });
+        using var parser = CreateParser(Console.Out);
         var result = parser.ParseArguments(args, VerbRegistry.Verbs);
         return result.MapResult(
             (IVerb verb) => RunVerb(verb),
             errors => errors.All(e => e.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError
                                                or ErrorType.VersionRequestedError) ? 0 : 2);
     }
+
+    /// <summary>The command-line parser of the `engine` program; help and errors go to <paramref name="help"/>.</summary>
+    internal static Parser CreateParser(TextWriter? help) => new(s =>
+    {
+        s.HelpWriter = help;
+        s.CaseInsensitiveEnumValues = true;
+        s.AutoVersion = true;
+        s.AllowMultiInstance = true; // repeatable options such as `train --set A=1 --set B=2`
+    });
 
     private static int RunVerb(IVerb verb)
     {

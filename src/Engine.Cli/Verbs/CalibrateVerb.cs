@@ -9,7 +9,7 @@ using Spectre.Console;
 namespace Engine.Cli.Verbs;
 
 [Verb("calibrate", HelpText = "LogN statistics pass over the training set: writes a calibrated checkpoint for `engine infer`.")]
-public sealed class CalibrateVerb : IVerb
+public sealed class CalibrateVerb : DeviceVerb, IVerb
 {
     [Option("config", Required = true, HelpText = "Config with MODEL.LONG_TAIL.CALIBRATOR: logn (e.g. configs/synth/logn.yaml).")]
     public string ConfigPath { get; set; } = "";
@@ -22,9 +22,6 @@ public sealed class CalibrateVerb : IVerb
 
     [Option("output", HelpText = "Folder for model_calibrated.safetensors (default: OUTPUT_DIR).")]
     public string? Output { get; set; }
-
-    [Option("device", HelpText = "cpu or cuda (overrides MODEL.DEVICE).")]
-    public string? Device { get; set; }
 
     public int Run()
     {
@@ -39,7 +36,7 @@ public sealed class CalibrateVerb : IVerb
         {
             throw new ArgumentException($"calibrate: {e.Message}", e);
         }
-        config = DeviceSelection.Apply("calibrate", Device, config);
+        config = ApplyDevice("calibrate", config);
         var weights = Weights ?? config.Model.Weights;
         if (weights.Length == 0)
             throw new ArgumentException("calibrate: no checkpoint to calibrate; pass --weights FILE or set MODEL.WEIGHTS.");

@@ -1,7 +1,8 @@
 // The device of a detector verb (train, infer, calibrate): --device, else MODEL.DEVICE. A cuda device registers the
 // CUDA backends (Engine.Core's, detection's and long-tail's) before anything is built, and is refused with the reason
 // when no GPU or CUDA library is usable; the config that goes on carries the device, so the run's config.yaml says
-// where it ran. TF32 (cuBLAS and cuDNN on tensor cores) is off unless a verb's --tf32 turns it on.
+// where it ran. TF32 (cuBLAS and cuDNN on tensor cores) is off unless a verb's --tf32 turns it on; --cudnn picks the
+// cuDNN API of the convolutions (legacy by default). Both apply to cuda only and are refused on the CPU.
 using Engine.Config;
 using Engine.Cuda.Backend;
 using Engine.Cuda.Ops;
@@ -10,8 +11,20 @@ namespace Engine.Cli.Verbs;
 
 internal static class DeviceSelection
 {
-    public static EngineConfig Apply(string verb, string? option, EngineConfig config, bool allowTf32 = false)
+    public static EngineConfig Apply(string verb, string? option, EngineConfig config, bool allowTf32 = false, string? cudnn = null)
     {
+        CudnnApi? api = null;
+        if (cudnn is not null)
+        {
+            try
+            {
+                api = CudnnApis.Parse(cudnn);
+            }
+            catch (FormatException e)
+            {
+                throw new ArgumentException($"{verb}: --cudnn: {e.Message}", e);
+            }
+        }
         var text = option ?? config.Model.Device;
         Device device;
         try
@@ -24,12 +37,15 @@ internal static class DeviceSelection
         }
         if (device.Kind == DeviceKind.Cuda)
         {
-            if (!CudaOpsRegistration.TryRegister(out var reason, new CudaBackendOptions(AllowTf32: allowTf32)))
+            var options = new CudaBackendOptions(AllowTf32: allowTf32, ConvolutionApi: api ?? CudnnApi.Legacy);
+            if (!CudaOpsRegistration.TryRegister(out var reason, options))
                 throw new NotSupportedException($"{verb}: device {device} asked for{(option is null ? " (MODEL.DEVICE)" : "")}, but CUDA is not usable here: {reason} Run on the CPU with --device cpu.");
             _ = Backends.For(device); // a device index the machine lacks fails here, before a run folder is made
         }
         else if (allowTf32)
             throw new ArgumentException($"{verb}: --tf32 applies to cuda devices; {device} computes in FP32.");
+        else if (api is not null)
+            throw new ArgumentException($"{verb}: --cudnn applies to cuda devices; {device} convolves with oneDNN.");
         return config with { Model = config.Model with { Device = device.ToString() } };
     }
 }

@@ -15,7 +15,7 @@ using Spectre.Console;
 namespace Engine.Cli.Verbs;
 
 [Verb("infer", HelpText = "Run a trained detector over a dataset (LVIS results JSON and its evaluation), or with --input over images (drawn detections and detections.json).")]
-public sealed class InferVerb : IVerb
+public sealed class InferVerb : DeviceVerb, IVerb
 {
     [Option("config", Required = true, HelpText = "The config the model was trained with (the run's config.yaml works).")]
     public string ConfigPath { get; set; } = "";
@@ -34,9 +34,6 @@ public sealed class InferVerb : IVerb
 
     [Option("no-eval", HelpText = "Only write the results file.")]
     public bool NoEval { get; set; }
-
-    [Option("device", HelpText = "cpu or cuda (overrides MODEL.DEVICE).")]
-    public string? Device { get; set; }
 
     [Option("batch", Default = 4, HelpText = "Images per inference batch.")]
     public int Batch { get; set; } = 4;
@@ -71,7 +68,7 @@ public sealed class InferVerb : IVerb
         {
             throw new ArgumentException($"infer: {e.Message}", e);
         }
-        config = DeviceSelection.Apply("infer", Device, config);
+        config = ApplyDevice("infer", config);
         if (Input is not null) return RunImages(config);
         if (Out is not null)
             throw new ArgumentException("infer: --out is the folder for --input images; without --input use --output for the dataset results.");

@@ -2,6 +2,7 @@
 // inputs and prints one row per comparison; exits non-zero if any row fails. The rows cover Engine.Core's ops and
 // the detection and long-tail ops (their CUDA backends are registered with the core one).
 using CommandLine;
+using Engine.Cuda.Backend;
 using Engine.Cuda.Ops;
 using Engine.Detection.Diagnostics;
 using Engine.Diagnostics;
@@ -21,6 +22,9 @@ public sealed class SelfTestVerb : IVerb
 
     [Option("op", HelpText = "Only ops whose name contains this text.")]
     public string? Op { get; set; }
+
+    [Option("cudnn", HelpText = "The cuDNN API the cuda rows convolve through: legacy (the default) or graph.")]
+    public string? Cudnn { get; set; }
 
     public int Run()
     {
@@ -53,13 +57,26 @@ public sealed class SelfTestVerb : IVerb
 
     private List<Device> ResolveDevices()
     {
+        CudnnApi? api;
+        try
+        {
+            api = Cudnn is null ? null : CudnnApis.Parse(Cudnn);
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"selftest: --cudnn: {e.Message}", e);
+        }
         // The CUDA backend joins where a device exists; without one, cuda is simply not among "all".
-        var cuda = CudaOpsRegistration.TryRegister(out var noCuda);
+        var cuda = CudaOpsRegistration.TryRegister(out var noCuda, new CudaBackendOptions(ConvolutionApi: api ?? CudnnApi.Legacy));
+        if (api is not null && !cuda)
+            throw new NotSupportedException($"selftest: --cudnn {Cudnn} asked for, but no CUDA device is available: {noCuda}");
         if (!DeviceName.Equals("all", StringComparison.OrdinalIgnoreCase))
         {
             var d = Device.Parse(DeviceName);
             if (d.Kind == DeviceKind.Cuda && !cuda)
                 throw new NotSupportedException($"selftest: --device {DeviceName} asked for, but no CUDA device is available: {noCuda}");
+            if (d.Kind != DeviceKind.Cuda && api is not null)
+                throw new ArgumentException($"selftest: --cudnn applies to cuda devices, not {d}.");
             _ = Backends.For(d); // a clear error when that device's backend is unavailable
             return [d];
         }

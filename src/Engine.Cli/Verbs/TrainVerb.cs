@@ -12,7 +12,7 @@ using Spectre.Console;
 namespace Engine.Cli.Verbs;
 
 [Verb("train", HelpText = "Train a detector from a config file: checkpoints, log.jsonl, metrics.json and report.html in OUTPUT_DIR.")]
-public sealed class TrainVerb : IVerb
+public sealed class TrainVerb : DeviceVerb, IVerb
 {
     [Option("config", Required = true, HelpText = "Config YAML (e.g. configs/synth/faster_rcnn_r18_fpn.yaml).")]
     public string ConfigPath { get; set; } = "";
@@ -25,12 +25,6 @@ public sealed class TrainVerb : IVerb
 
     [Option("resume", HelpText = "Continue from the last complete checkpoint in the output folder.")]
     public bool Resume { get; set; }
-
-    [Option("device", HelpText = "cpu or cuda (overrides MODEL.DEVICE).")]
-    public string? Device { get; set; }
-
-    [Option("tf32", HelpText = "On cuda, let matmuls and convolutions use TF32 tensor cores (faster; about 1e-3 relative error, as PyTorch's allow_tf32).")]
-    public bool Tf32 { get; set; }
 
     [Option("log-period", Default = 20, HelpText = "Write a log.jsonl line (and a progress line when redirected) every this many iterations.")]
     public int LogPeriod { get; set; } = 20;
@@ -53,7 +47,7 @@ public sealed class TrainVerb : IVerb
         {
             throw new ArgumentException($"train: {e.Message}", e);
         }
-        config = DeviceSelection.Apply("train", Device, config, Tf32);
+        config = ApplyDevice("train", config);
         if (Output is not null) config = config with { OutputDir = Output };
 
         var interactive = !NoProgress && AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
