@@ -26,7 +26,8 @@
 // Launch: *_forward / *_backward statistics kernels: one block per group (group norm) or per channel (batch
 //   norm), grid-stride over them, blockDim.x a multiple of 32 up to 1024; the block reduces with warp
 //   shuffles and a 32-slot shared scratch (common.cuh block_sum), whose order depends only on blockDim.x,
-//   so results repeat run to run. batch_norm_forward_kernel: one thread per element, grid-stride.
+//   so results repeat run to run. batch_norm_forward_kernel: one thread per element, grid-stride, with
+//   32-bit index arithmetic where the element count and the grid fit in 31 bits.
 //   group_norm_channel_sums_kernel: one thread per channel adding the N per-sample sums in order of n, so
 //   dweight and dbias need no atomics.
 // Synchronization: none; the group-norm backward's two kernels are ordered by the stream.
@@ -239,12 +240,20 @@ extern "C" __global__ void batch_norm_forward_kernel(const norm_args a)
     const float* rstd = reinterpret_cast<const float*>(a.rstd);
     float* y = reinterpret_cast<float*>(a.y);
     const long long count = a.n * a.c * a.s;
-    for (long long u = grid_first_index(); u < count; u += grid_stride()) {
-        const long long ch = (u / a.s) % a.c;
-        // the product of two floats is exact in double, so this is the correctly rounded float product
+    // the product of two floats is exact in double, so scale is the correctly rounded float product
+    auto value = [&](long long u, long long ch) {
         const float scale = (float)((double)rstd[ch] * (w == nullptr ? 1.0 : (double)w[ch]));
-        y[u] = affine_centered(x[u], mean[ch], scale, b == nullptr ? 0.0f : b[ch]);
+        return affine_centered(x[u], mean[ch], scale, b == nullptr ? 0.0f : b[ch]);
+    };
+    if (count <= 0x7fffffffLL && grid_stride() <= 0x7fffffffLL) {
+        // the channel of element u in 32-bit division (the 64-bit sequence is several times longer); u + stride
+        // stays below 2^32, so the unsigned loop cannot wrap
+        const unsigned int end = (unsigned int)count, stride = (unsigned int)grid_stride();
+        const unsigned int s = (unsigned int)a.s, c = (unsigned int)a.c;
+        for (unsigned int u = (unsigned int)grid_first_index(); u < end; u += stride) y[u] = value(u, (u / s) % c);
+        return;
     }
+    for (long long u = grid_first_index(); u < count; u += grid_stride()) y[u] = value(u, (u / a.s) % a.c);
 }
 
 extern "C" __global__ void batch_norm_backward_kernel(const norm_args a)
