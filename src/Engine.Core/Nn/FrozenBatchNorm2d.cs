@@ -3,8 +3,9 @@
 // scale = weight / sqrt(running_var + eps) and shift = bias − running_mean·scale. All four are buffers
 // (saved under detectron2's names, never trained); the gradient flows to x only. scale and shift are computed
 // once and kept while the buffers stay the same tensors with the same contents (storage versions: CopyFrom,
-// Fill and LoadStateDict bump them; Module.To replaces the tensors), so a forward is two element-wise passes
-// and no small launches for the per-channel values.
+// Fill and LoadStateDict bump them; Module.To replaces the tensors). A forward is one pass over the input
+// (the backend's batch-norm primitive with mean 0, rstd = scale and bias = shift), not a multiply and then an add,
+// and no small launches for the per-channel values; the backward is dx = dy·scale, one broadcast multiply.
 namespace Engine.Nn;
 
 public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
@@ -29,7 +30,7 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     public ModuleBuffer RunningMean { get; }
     public ModuleBuffer RunningVar { get; }
 
-    private Tensor? _scale, _shift;
+    private Tensor? _scale, _shift, _flatScale, _flatShift, _zeros;
     // the buffer tensors scale and shift were computed from, and their storage versions then
     private readonly Tensor?[] _derivedFrom = new Tensor?[4];
     private readonly long[] _derivedVersions = new long[4];
@@ -40,11 +41,25 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
         if (input.Rank != 4 || input.Size(1) != NumFeatures)
             throw new ArgumentException($"FrozenBatchNorm2d({NumFeatures}): expected an (N, {NumFeatures}, H, W) input, got {ShapeUtil.Format(input.Shape)}.");
         var (scale, shift) = ScaleAndShift();
-        using var scaled = input.Mul(scale);
-        return scaled.Add(shift);
+        if (input.DType != DType.Float32 || input.Device != scale.Device)
+            throw new ArgumentException($"FrozenBatchNorm2d({NumFeatures}): expected a float32 input on {scale.Device}, got {input.DType.Name()} on {input.Device}.");
+        var y = Tensor.Empty(input.Shape, DType.Float32, input.Device);
+        if (input.Numel > 0)
+        {
+            using var x = input.DenseUnrecorded();
+            x.Backend.BatchNormForward(x, _zeros!, _flatScale!, null, _flatShift!, y);
+        }
+        if (Autograd.Tape.IsNeeded(input))
+            Autograd.Tape.Record(y, "frozen_batch_norm", [input], node =>
+            {
+                var saved = node.Save(scale);
+                return g => [g.Mul(saved)];
+            });
+        return y;
     }
 
-    /// <summary>(1, C, 1, 1) scale and shift, recomputed only when a buffer was replaced or written.</summary>
+    /// <summary>(1, C, 1, 1) scale and shift, recomputed only when a buffer was replaced or written; their (C) views
+    /// and a (C) zero mean for the batch-norm primitive are kept beside them.</summary>
     private (Tensor Scale, Tensor Shift) ScaleAndShift()
     {
         ReadOnlySpan<ModuleBuffer> buffers = [Weight, Bias, RunningMean, RunningVar];
@@ -63,6 +78,9 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
             using var b = Bias.Value.Sub(ms);
             _scale = s.Reshape(1, NumFeatures, 1, 1);
             _shift = b.Reshape(1, NumFeatures, 1, 1);
+            _flatScale = s.Reshape(NumFeatures);
+            _flatShift = b.Reshape(NumFeatures);
+            _zeros = Tensor.Zeros([NumFeatures], DType.Float32, s.Device);
         }
         for (var i = 0; i < buffers.Length; i++)
             (_derivedFrom[i], _derivedVersions[i]) = (buffers[i].Value, buffers[i].Value.Storage.Version);
@@ -73,7 +91,10 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     {
         _scale?.Dispose();
         _shift?.Dispose();
-        (_scale, _shift) = (null, null);
+        _flatScale?.Dispose();
+        _flatShift?.Dispose();
+        _zeros?.Dispose();
+        (_scale, _shift, _flatScale, _flatShift, _zeros) = (null, null, null, null, null);
         Array.Clear(_derivedFrom);
     }
 }

@@ -101,6 +101,9 @@ public class NormLayerTests
         var e = Assert.Throws<ArgumentException>(() => bn.Forward(x));
         Assert.Contains("FrozenBatchNorm2d(8)", e.Message);
         Assert.Contains("[1, 5, 2, 2]", e.Message);
+        using var doubles = Tensor.Zeros([1, 8, 2, 2], DType.Int32);
+        var d = Assert.Throws<ArgumentException>(() => bn.Forward(doubles));
+        Assert.Contains("FrozenBatchNorm2d(8): expected a float32 input", d.Message);
     }
 
     // ---- GroupNorm ----
