@@ -13,18 +13,7 @@ internal static class DeviceSelection
 {
     public static EngineConfig Apply(string verb, string? option, EngineConfig config, bool allowTf32 = false, string? cudnn = null)
     {
-        CudnnApi? api = null;
-        if (cudnn is not null)
-        {
-            try
-            {
-                api = CudnnApis.Parse(cudnn);
-            }
-            catch (FormatException e)
-            {
-                throw new ArgumentException($"{verb}: --cudnn: {e.Message}", e);
-            }
-        }
+        var api = ParseCudnn(verb, cudnn);
         var text = option ?? config.Model.Device;
         Device device;
         try
@@ -47,5 +36,18 @@ internal static class DeviceSelection
         else if (api is not null)
             throw new ArgumentException($"{verb}: --cudnn applies to cuda devices; {device} convolves with oneDNN.");
         return config with { Model = config.Model with { Device = device.ToString() } };
+    }
+
+    /// <summary>The API a verb's --cudnn names, or null when the option was not given; a misspelling is an ArgumentException.</summary>
+    public static CudnnApi? ParseCudnn(string verb, string? cudnn)
+    {
+        try
+        {
+            return cudnn is null ? null : CudnnApis.Parse(cudnn);
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"{verb}: --cudnn: {e.Message}", e);
+        }
     }
 }

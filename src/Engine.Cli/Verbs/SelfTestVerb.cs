@@ -57,15 +57,7 @@ public sealed class SelfTestVerb : IVerb
 
     private List<Device> ResolveDevices()
     {
-        CudnnApi? api;
-        try
-        {
-            api = Cudnn is null ? null : CudnnApis.Parse(Cudnn);
-        }
-        catch (FormatException e)
-        {
-            throw new ArgumentException($"selftest: --cudnn: {e.Message}", e);
-        }
+        var api = DeviceSelection.ParseCudnn("selftest", Cudnn);
         // The CUDA backend joins where a device exists; without one, cuda is simply not among "all".
         var cuda = CudaOpsRegistration.TryRegister(out var noCuda, new CudaBackendOptions(ConvolutionApi: api ?? CudnnApi.Legacy));
         if (api is not null && !cuda)

@@ -30,7 +30,7 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     public ModuleBuffer RunningMean { get; }
     public ModuleBuffer RunningVar { get; }
 
-    private Tensor? _scale, _shift, _flatScale, _flatShift, _zeros;
+    private Tensor? _scale, _shift, _zeros;
     // the buffer tensors scale and shift were computed from, and their storage versions then
     private readonly Tensor?[] _derivedFrom = new Tensor?[4];
     private readonly long[] _derivedVersions = new long[4];
@@ -47,7 +47,7 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
         if (input.Numel > 0)
         {
             using var x = input.DenseUnrecorded();
-            x.Backend.BatchNormForward(x, _zeros!, _flatScale!, null, _flatShift!, y);
+            x.Backend.BatchNormForward(x, _zeros!, scale, null, shift, y);   // (C) operands, read by element count
         }
         if (Autograd.Tape.IsNeeded(input))
             Autograd.Tape.Record(y, "frozen_batch_norm", [input], node =>
@@ -58,8 +58,8 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
         return y;
     }
 
-    /// <summary>(1, C, 1, 1) scale and shift, recomputed only when a buffer was replaced or written; their (C) views
-    /// and a (C) zero mean for the batch-norm primitive are kept beside them.</summary>
+    /// <summary>(1, C, 1, 1) scale and shift, recomputed only when a buffer was replaced or written; a (C) zero mean
+    /// for the batch-norm primitive is kept beside them.</summary>
     private (Tensor Scale, Tensor Shift) ScaleAndShift()
     {
         ReadOnlySpan<ModuleBuffer> buffers = [Weight, Bias, RunningMean, RunningVar];
@@ -78,8 +78,6 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
             using var b = Bias.Value.Sub(ms);
             _scale = s.Reshape(1, NumFeatures, 1, 1);
             _shift = b.Reshape(1, NumFeatures, 1, 1);
-            _flatScale = s.Reshape(NumFeatures);
-            _flatShift = b.Reshape(NumFeatures);
             _zeros = Tensor.Zeros([NumFeatures], DType.Float32, s.Device);
         }
         for (var i = 0; i < buffers.Length; i++)
@@ -91,10 +89,8 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     {
         _scale?.Dispose();
         _shift?.Dispose();
-        _flatScale?.Dispose();
-        _flatShift?.Dispose();
         _zeros?.Dispose();
-        (_scale, _shift, _flatScale, _flatShift, _zeros) = (null, null, null, null, null);
+        (_scale, _shift, _zeros) = (null, null, null);
         Array.Clear(_derivedFrom);
     }
 }

@@ -16,8 +16,10 @@ public sealed record CudaBackendOptions(
     long CublasWorkspaceBytes = 32L << 20,
     string? KernelCacheDirectory = null,
     CudnnApi ConvolutionApi = CudnnApi.Legacy,
-    int ConvolutionSearchLimit = 10)
+    int ConvolutionSearchLimit = CudaBackendOptions.DefaultConvolutionSearchLimit)
 {
+    public const int DefaultConvolutionSearchLimit = 10;
+
     public static CudaBackendOptions Default { get; } = new();
 
     /// <summary>Throws ArgumentException naming the first setting out of its range; the backend checks its options

@@ -40,7 +40,8 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
     /// <summary>Wall time spent searching (building, finalizing and timing plans), over every pass.</summary>
     private TimeSpan _searchTime;
 
-    public CudnnGraphConvolution(CudaDevice device, CudaStream stream, CudaMemoryPool memory, bool allowTf32, int searchLimit = 10)
+    public CudnnGraphConvolution(CudaDevice device, CudaStream stream, CudaMemoryPool memory, bool allowTf32,
+                                 int searchLimit = CudaBackendOptions.DefaultConvolutionSearchLimit)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(searchLimit, 1);
         _searchLimit = searchLimit;
