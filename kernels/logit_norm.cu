@@ -16,7 +16,7 @@
 // float subtraction and division bit for bit.
 //
 // Layout: logits (N, K) dense row-major; mean, variance (or M2) (K) float; count int64 [1] (exact mode); y (N, K).
-// Launch: logit_norm_update_kernel uses blocks of (columns, slices) threads, at most 1024 (32 × 8 by default,
+// Launch: logit_norm_update_kernel uses blocks of (columns, slices) threads, at most 1024 (32 × 32 by default,
 //   LogitNormKernels.StatisticsBlock): blockDim.x columns per block, blockDim.y row slices; grid = ceil(K / blockDim.x)
 //   blocks (a grid-stride loop covers any grid). In exact mode logit_norm_count_kernel (any
 //   launch) then adds N to count, after every column has read the old count. logit_norm_calibrate_kernel: one
