@@ -2,7 +2,7 @@
 // CUDA backends (Engine.Core's, detection's and long-tail's) before anything is built, and is refused with the reason
 // when no GPU or CUDA library is usable; the config that goes on carries the device, so the run's config.yaml says
 // where it ran. TF32 (cuBLAS and cuDNN on tensor cores) is off unless a verb's --tf32 turns it on; --cudnn picks the
-// cuDNN API of the convolutions (legacy by default). Both apply to cuda only and are refused on the CPU.
+// cuDNN API of the convolutions (the graph API by default). Both apply to cuda only and are refused on the CPU.
 using Engine.Config;
 using Engine.Cuda.Backend;
 using Engine.Cuda.Ops;
@@ -26,7 +26,7 @@ internal static class DeviceSelection
         }
         if (device.Kind == DeviceKind.Cuda)
         {
-            var options = new CudaBackendOptions(AllowTf32: allowTf32, ConvolutionApi: api ?? CudnnApi.Legacy);
+            var options = new CudaBackendOptions(AllowTf32: allowTf32, ConvolutionApi: api ?? CudaBackendOptions.Default.ConvolutionApi);
             if (!CudaOpsRegistration.TryRegister(out var reason, options))
                 throw new NotSupportedException($"{verb}: device {device} asked for{(option is null ? " (MODEL.DEVICE)" : "")}, but CUDA is not usable here: {reason} Run on the CPU with --device cpu.");
             _ = Backends.For(device); // a device index the machine lacks fails here, before a run folder is made

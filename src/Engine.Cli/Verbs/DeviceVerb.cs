@@ -13,7 +13,7 @@ public abstract class DeviceVerb
     [Option("tf32", HelpText = "On cuda, let matmuls and convolutions use TF32 tensor cores (faster; about 1e-3 relative error, as PyTorch's allow_tf32).")]
     public bool Tf32 { get; set; }
 
-    [Option("cudnn", HelpText = "On cuda, the cuDNN API of the convolutions: legacy (cudnnFind* over the legacy algorithms; the default) or graph (the graph API's engines, up to 10 timed per shape and pass on first use, as PyTorch's cudnn.benchmark).")]
+    [Option("cudnn", HelpText = "On cuda, the cuDNN API of the convolutions: graph (the graph API's engines, up to 10 timed per shape and pass on first use, as PyTorch's cudnn.benchmark; the default) or legacy (cudnnFind* over the legacy algorithms).")]
     public string? Cudnn { get; set; }
 
     /// <summary>The config with the device this verb runs on; registers the CUDA backends for a cuda device.</summary>

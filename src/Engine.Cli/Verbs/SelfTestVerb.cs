@@ -23,7 +23,7 @@ public sealed class SelfTestVerb : IVerb
     [Option("op", HelpText = "Only ops whose name contains this text.")]
     public string? Op { get; set; }
 
-    [Option("cudnn", HelpText = "The cuDNN API the cuda rows convolve through: legacy (the default) or graph.")]
+    [Option("cudnn", HelpText = "The cuDNN API the cuda rows convolve through: graph (the default) or legacy.")]
     public string? Cudnn { get; set; }
 
     public int Run()
@@ -59,7 +59,7 @@ public sealed class SelfTestVerb : IVerb
     {
         var api = DeviceSelection.ParseCudnn("selftest", Cudnn);
         // The CUDA backend joins where a device exists; without one, cuda is simply not among "all".
-        var cuda = CudaOpsRegistration.TryRegister(out var noCuda, new CudaBackendOptions(ConvolutionApi: api ?? CudnnApi.Legacy));
+        var cuda = CudaOpsRegistration.TryRegister(out var noCuda, new CudaBackendOptions(ConvolutionApi: api ?? CudaBackendOptions.Default.ConvolutionApi));
         if (api is not null && !cuda)
             throw new NotSupportedException($"selftest: --cudnn {Cudnn} asked for, but no CUDA device is available: {noCuda}");
         if (!DeviceName.Equals("all", StringComparison.OrdinalIgnoreCase))

@@ -1,5 +1,5 @@
 // 2-D convolution on the GPU through an IConvolutionEngine (cuDNN's legacy or graph API, as
-// CudaBackendOptions.ConvolutionApi says; the legacy one by default). An empty batch
+// CudaBackendOptions.ConvolutionApi says; the graph API by default). An empty batch
 // writes zero weight and bias gradients (cuDNN rejects N = 0). cacheWeight is accepted and ignored: cuDNN
 // reads the plain weight layout directly, so there is no transformed copy to keep.
 using Engine.Native;

@@ -7,7 +7,8 @@ namespace Engine.Cuda.Backend;
 /// synchronizations; the default keeps everything.</param>
 /// <param name="CublasWorkspaceBytes">cuBLAS workspace per stream; 32 MiB is NVIDIA's recommendation for Hopper.</param>
 /// <param name="KernelCacheDirectory">where compiled kernels are cached; null uses the compiler's default.</param>
-/// <param name="ConvolutionApi">which cuDNN API runs the convolutions (CudnnConvolution or CudnnGraphConvolution).</param>
+/// <param name="ConvolutionApi">which cuDNN API runs the convolutions: the graph API (CudnnGraphConvolution) by default, faster
+/// than the legacy API (CudnnConvolution) in R50-FPN training and inference on an H100.</param>
 /// <param name="ConvolutionSearchLimit">with the graph API, how many execution plans of one convolution pass are
 /// timed at most, in the heuristics' order (PyTorch's torch.backends.cudnn.benchmark_limit, also 10 by default).</param>
 public sealed record CudaBackendOptions(
@@ -15,7 +16,7 @@ public sealed record CudaBackendOptions(
     ulong PoolReleaseThreshold = ulong.MaxValue,
     long CublasWorkspaceBytes = 32L << 20,
     string? KernelCacheDirectory = null,
-    CudnnApi ConvolutionApi = CudnnApi.Legacy,
+    CudnnApi ConvolutionApi = CudnnApi.Graph,
     int ConvolutionSearchLimit = CudaBackendOptions.DefaultConvolutionSearchLimit)
 {
     public const int DefaultConvolutionSearchLimit = 10;

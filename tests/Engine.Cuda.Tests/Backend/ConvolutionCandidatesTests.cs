@@ -63,7 +63,7 @@ public sealed class ConvolutionCandidatesTests
     {
         Assert.Equal(CudnnApi.Legacy, CudnnApis.Parse("legacy"));
         Assert.Equal(CudnnApi.Graph, CudnnApis.Parse("Graph"));
-        Assert.Equal(CudnnApi.Legacy, CudaBackendOptions.Default.ConvolutionApi);
+        Assert.Equal(CudnnApi.Graph, CudaBackendOptions.Default.ConvolutionApi);
         var e = Assert.Throws<FormatException>(() => CudnnApis.Parse("v8"));
         Assert.Contains("legacy or graph", e.Message);
     }

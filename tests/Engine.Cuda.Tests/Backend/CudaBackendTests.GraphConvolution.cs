@@ -111,10 +111,12 @@ public sealed partial class CudaBackendTests
         var device = ((CudaBackend)Gpu).CudaDevice;
         using var backend = new CudaBackend(device, new CudaBackendOptions(ConvolutionApi: CudnnApi.Graph, ConvolutionSearchLimit: 1));
         Assert.IsType<CudnnGraphConvolution>(backend.Convolution);
-        using var legacy = new CudaBackend(device);
+        using var legacy = new CudaBackend(device, new CudaBackendOptions(ConvolutionApi: CudnnApi.Legacy));
         Assert.IsType<CudnnConvolution>(legacy.Convolution);
 
         Assert.Contains("at most 1 plans timed per pass", backend.Convolution.Describe()); // the search limit reached it
+        using var byDefault = new CudaBackend(device);
+        Assert.IsType<CudnnGraphConvolution>(byDefault.Convolution);
     }
 
     [CudaFact]
