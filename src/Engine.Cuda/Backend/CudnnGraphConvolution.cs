@@ -66,13 +66,15 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
 
     /// <summary>An execution plan and the descriptors it was built from (kept alive with it).</summary>
     private sealed class Plan(CudnnDescriptor execution, long workspaceBytes, long engineIndex, float milliseconds, int timed,
-                              List<CudnnDescriptor> owned) : IDisposable
+                              string passedOver, List<CudnnDescriptor> owned) : IDisposable
     {
         public CudnnDescriptor Execution { get; } = execution;
         public long WorkspaceBytes { get; } = workspaceBytes;
         public long EngineIndex { get; } = engineIndex;
         public float Milliseconds { get; } = milliseconds;
         public int Timed { get; } = timed;
+        /// <summary>The configurations the heuristics offered that were not timed, counted by reason ("" when none).</summary>
+        public string PassedOver { get; } = passedOver;
 
         public void Dispose()
         {
@@ -223,7 +225,8 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
             owned.Add(chosen.Config);
             candidates.RemoveAt(best);
             why = "";
-            var plan = new Plan(chosen.Execution, chosen.Workspace, chosen.Engine, times[best], times.Length, owned);
+            var passedOver = string.Join("; ", rejected.Select(r => $"{r.Value} {r.Key}"));
+            var plan = new Plan(chosen.Execution, chosen.Workspace, chosen.Engine, times[best], times.Length, passedOver, owned);
             owned = [];
             return plan;
         }
@@ -451,7 +454,8 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
                 text.AppendLine(plan is null
                     ? $"  {key.P} of {key.G}: legacy engine, because {_fallbacks[key]}"
                     : $"  {key.P} of {key.G} (aligned {key.Alignment}): engine {plan.EngineIndex}, {plan.Milliseconds:F3} ms, " +
-                      $"{MemoryStats.Format(plan.WorkspaceBytes)} workspace, fastest of {plan.Timed}");
+                      $"{MemoryStats.Format(plan.WorkspaceBytes)} workspace, fastest of {plan.Timed}" +
+                      (plan.PassedOver.Length == 0 ? "" : $" (passed over: {plan.PassedOver})"));
             text.Append(_legacy.Describe());
             return text.ToString();
         }
