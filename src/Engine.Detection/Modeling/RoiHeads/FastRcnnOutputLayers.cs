@@ -231,20 +231,18 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
         var r = boxes.Size(0);
         var k = NumClasses;
         var clipped = Boxes.Clip(boxes.Reshape(r * k, 4), imageSize.Height, imageSize.Width);   // (R·K, 4), row i·K + c
-        var s = scores.Contiguous().ToFloatArray();
-        var b = clipped.ToFloatArray();
-        var candidates = new List<long>();
-        for (var i = 0; i < r; i++)
-            for (var c = 0; c < k; c++)
-            {
-                var j = (long)i * k + c;
-                // column K (background) is never a candidate; a non-finite box (a diverged model) is dropped, as detectron2 does
-                if (s[i * (k + 1) + c] > ScoreThreshold && float.IsFinite(b[4 * j] + b[4 * j + 1] + b[4 * j + 2] + b[4 * j + 3])) candidates.Add(j);
-            }
-        var index = Tensor.From<long>(candidates.ToArray(), [candidates.Count], boxes.Device);
+        // the candidates are chosen on the boxes' device: column K (background) is never one; a non-finite box (a
+        // diverged model) is dropped, as detectron2 does (x − x is 0 exactly when x is finite)
+        var foreground = scores.Narrow(1, 0, k).Contiguous();                                // (R, K)
+        var above = foreground.Gt(ScoreThreshold);
+        var extent = clipped.View(r, k, 4).Sum(2);                                          // (R, K): NaN or ±∞ if any coordinate is
+        var finite = extent.Sub(extent).Eq(0);
+        var mask = above.Mul(finite).Reshape(r * k);
+        var index = Tensor.IndexFromMask(mask);                                             // flat positions i·K + c, increasing
         var candidateBoxes = clipped.IndexSelect(0, index);
-        var candidateScores = Tensor.From<float>(candidates.Select(j => s[j / k * (k + 1) + j % k]).ToArray(), [candidates.Count], boxes.Device);
-        var candidateClasses = Tensor.From<long>(candidates.Select(j => j % k).ToArray(), [candidates.Count], boxes.Device);
+        var candidateScores = foreground.Reshape(r * k).IndexSelect(0, index);
+        var classOf = Tensor.Arange(k, DType.Int64, boxes.Device).Expand(r, k).Reshape(r * k); // c of position i·K + c
+        var candidateClasses = classOf.IndexSelect(0, index);
         var keep = DetectionOps.BatchedNms(candidateBoxes, candidateScores, candidateClasses, NmsThreshold);
         var top = keep.Narrow(0, 0, Math.Min(DetectionsPerImage, keep.Size(0)));
         return new Instances(imageSize)

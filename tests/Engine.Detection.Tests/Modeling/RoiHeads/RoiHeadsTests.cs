@@ -269,6 +269,23 @@ public class RoiHeadsTests
     }
 
     [Fact]
+    public void InferenceDropsTheNonFiniteBoxesOfADivergedModel()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        using var predictor = new FastRcnnOutputLayers(8, 2, g, Box2BoxTransform.ForRoiHeads(), new SoftmaxCrossEntropyLoss(2));
+        // two far-apart proposals, both classes well above the threshold; proposal 0's class-1 deltas are NaN
+        using var proposals = Tensor.From([0f, 0, 10, 10, 30, 30, 40, 40], 2, 4);
+        using var logits = Tensor.From([1f, 1, 0, 1, 1, 0], 2, 3);
+        using var deltas = Tensor.From([0f, 0, 0, 0, float.NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 2, 8);
+        var dets = predictor.Inference(logits, deltas, [proposals], [(64, 64)]);
+        using var d = dets[0];
+        var found = Enumerable.Range(0, d.Count).Select(i => (d.PredBoxes!.ToFloatArray()[4 * i], d.PredClasses!.ToInt64Array()[i]))
+                              .Order().ToArray();
+        Assert.True(found.SequenceEqual([(0f, 0L), (30f, 0L), (30f, 1L)]), $"detections (x1, class) {string.Join(", ", found)}, seed {seed}");
+        Assert.All(d.PredBoxes!.ToFloatArray(), v => Assert.True(float.IsFinite(v)));
+    }
+
+    [Fact]
     public void ClassAgnosticRegressionSharesOneBoxAcrossClasses()
     {
         var g = TestUtil.Fresh(out var seed);
