@@ -8,7 +8,7 @@
 #
 #   bench/detector/gpu.sh [--rounds N] [--quick] [--conv legacy,graph] [--conv-reports DIR]
 #
-# --conv lists the cuDNN APIs the engine's convolutions run through (legacy by default); each is timed as its own
+# --conv lists the cuDNN APIs the engine's convolutions run through (graph by default); each is timed as its own
 # engine run, in the same rounds. --conv-reports DIR keeps, per run, what each API chose for every convolution shape.
 #
 # ENGINE_BENCH_DETECTOR=/path/Engine.Bench.Detector.dll runs a prebuilt benchmark with `dotnet exec` (a machine with
@@ -18,7 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 rounds=1
 quick=""
-convs="legacy"
+convs="graph"
 reports=""
 while [ $# -gt 0 ]; do
   case "$1" in

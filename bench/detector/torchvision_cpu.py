@@ -288,12 +288,12 @@ def run(case, directory, device):
             images = infer_batch(step)
             complete()
             t1 = time.perf_counter()
-            model(images)
+            detections = sum(len(o["boxes"]) for o in model(images))
             complete()
             t3 = time.perf_counter()
             cpu = (time.process_time() - cpu0) * 1000
             profile_range("infer", step, s["infer_warmup"], False)
-            row = dict(step=(t3 - t0) * 1000, data=(t1 - t0) * 1000, backward_step=0.0, cpu=cpu, **clock.times)
+            row = dict(step=(t3 - t0) * 1000, data=(t1 - t0) * 1000, backward_step=0.0, cpu=cpu, detections=detections, **clock.times)
             log(case, "infer", step, s["infer_warmup"], row)
             if step >= s["infer_warmup"]:
                 infer_steps.append(row)
@@ -348,7 +348,8 @@ def median_of_3(fn):
 def log(case, phase, step, warmup, r):
     kind = "warm-up" if step < warmup else "step"
     print(f"  torchvision {case} {phase} {kind} {step}: {r['step']:.0f} ms (data {r['data']:.0f}, backbone {r['backbone']:.0f}, "
-          f"rpn {r['rpn']:.0f}, roi_heads {r['roi_heads']:.0f}, backward+step {r['backward_step']:.0f}; cpu {r['cpu']:.0f})",
+          f"rpn {r['rpn']:.0f}, roi_heads {r['roi_heads']:.0f}, backward+step {r['backward_step']:.0f}; cpu {r['cpu']:.0f})"
+          + (f", {r['detections']} detections" if "detections" in r else ""),
           file=sys.stderr, flush=True)
 
 

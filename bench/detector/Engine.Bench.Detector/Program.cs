@@ -13,7 +13,7 @@
 //   Engine.Bench.Detector demo|r50 --dir DIR --root REPO
 //   Engine.Bench.Detector r50 --dir DIR --root REPO --device cuda [--tf32] [--conv legacy|graph] [--conv-report FILE]
 //         (on a GPU: images uploaded in the data time, each step and inference call timed to the device's completion;
-//         the stage split is then launch time only. --conv picks cuDNN's API for convolutions, legacy by default;
+//         the stage split is then launch time only. --conv picks cuDNN's API for convolutions, the graph API by default;
 //         --conv-report writes what was chosen for each convolution shape and pass)
 //   Engine.Bench.Detector profile --dir DIR --root REPO     (R50 backbone forward part by part, 1 image, no grad)
 using System.Diagnostics;
@@ -62,7 +62,7 @@ if (dir is null || root is null) return Usage("--dir and --root are required");
 if (device.Kind == DeviceKind.Cuda)
 {
     if (args[0] != "r50") return Usage("--device cuda is for the r50 case");
-    if (!CudaOpsRegistration.TryRegister(out var reason, new CudaBackendOptions(AllowTf32: tf32, ConvolutionApi: conv ?? CudnnApi.Legacy)))
+    if (!CudaOpsRegistration.TryRegister(out var reason, new CudaBackendOptions(AllowTf32: tf32, ConvolutionApi: conv ?? CudaBackendOptions.Default.ConvolutionApi)))
     {
         Console.Error.WriteLine($"--device {device}: CUDA is not usable here: {reason}");
         return 2;
@@ -432,8 +432,11 @@ internal static class Bench
         return (Median(walls), Median(cpus));
     }
 
-    /// <summary>Wall times of one step, in ms, and the process CPU time (all threads).</summary>
-    private sealed record StepTimes(double Step, double Data, double Backbone, double Rpn, double RoiHeads, double BackwardStep, double Cpu);
+    /// <summary>Wall times of one step, in ms, and the process CPU time (all threads); Detections: what an inference
+    /// call returned over its images (its post-processing's cost grows with how many scores pass the threshold, which
+    /// depends on the weights).</summary>
+    private sealed record StepTimes(double Step, double Data, double Backbone, double Rpn, double RoiHeads, double BackwardStep, double Cpu,
+                                    int Detections = 0);
 
     /// <summary>One training step: fetch the batch (data), the forward (split by the detector's stage timer), the summed
     /// losses' backward and the SGD step.</summary>
@@ -474,12 +477,17 @@ internal static class Bench
         using var batch = next();
         var data = Stopwatch.GetElapsedTime(start);
         times.Reset();
+        var detections = 0;
         using (GradMode.NoGrad())
         {
             var list = images(batch);
             try
             {
-                foreach (var d in detector.Inference(list)) d.Dispose();
+                foreach (var d in detector.Inference(list))
+                {
+                    detections += d.Count;
+                    d.Dispose();
+                }
                 complete?.Invoke();
             }
             finally
@@ -490,12 +498,13 @@ internal static class Bench
         var end = Stopwatch.GetTimestamp();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
         return new StepTimes(Ms(Stopwatch.GetElapsedTime(start, end)), Ms(data), Ms(times[DetectorStage.Backbone]), Ms(times[DetectorStage.Rpn]),
-                             Ms(times[DetectorStage.RoiHeads]), 0, Ms(cpu));
+                             Ms(times[DetectorStage.RoiHeads]), 0, Ms(cpu), detections);
     }
 
     private static void Log(string what, int step, int warmup, StepTimes s) =>
         Console.Error.WriteLine($"  engine {what} {(step < warmup ? "warm-up" : "step")} {step}: {s.Step:F0} ms (data {s.Data:F0}, backbone {s.Backbone:F0}, " +
-                                $"rpn {s.Rpn:F0}, roi_heads {s.RoiHeads:F0}, backward+step {s.BackwardStep:F0}; cpu {s.Cpu:F0})");
+                                $"rpn {s.Rpn:F0}, roi_heads {s.RoiHeads:F0}, backward+step {s.BackwardStep:F0}; cpu {s.Cpu:F0})" +
+                                (what.EndsWith("infer", StringComparison.Ordinal) ? $", {s.Detections} detections" : ""));
 
     /// <summary>Median of each column over the timed steps, as `case metric ms` lines; the images/s come from the median step.</summary>
     private static void Report(string name, List<StepTimes> train, int trainBatch, List<StepTimes> infer, int inferBatch)
