@@ -1,7 +1,8 @@
 // 2-D convolution through cuDNN 9's graph API, NCHW float32, cross-correlation as in the CPU backend. For each
 // geometry, pass and pointer alignment it builds the one-operation graph (tensors x, w, y with unique ids 1, 2, 3;
 // the convolution; the forward, backward-data or backward-filter operation), asks the heuristics for engine
-// configurations (INSTANT, then FALLBACK for engines INSTANT did not list), keeps those ConvolutionCandidates
+// configurations (INSTANT, then FALLBACK; a configuration is an engine and its knob choices, and one listed by both
+// counts once), keeps those ConvolutionCandidates
 // admits, finalizes execution plans within the workspace limit until it has the search limit's number
 // (CudaBackendOptions.ConvolutionSearchLimit, 10 by default as in PyTorch), times each on the call's own buffers
 // (one run to warm up, then three between two events: a host synchronization, once per shape) and keeps the
@@ -21,6 +22,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
 {
     private const long MaxWorkspaceBytes = 1L << 30;
     private const int TimedRuns = 3;
+    private const int MaxKnobs = 64;
     private const long XId = 1, WId = 2, YId = 3;
 
     private enum Pass { Forward, BackwardData, BackwardFilter }
@@ -37,6 +39,8 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
     /// <summary>Why each pass without a graph plan has none.</summary>
     private readonly Dictionary<(Conv2dGeometry G, Pass P, int Alignment), string> _fallbacks = [];
     private readonly Lock _gate = new();
+    /// <summary>Why configurations' knob choices could not be read (the first failure), or null.</summary>
+    private string? _knobsUnreadable;
     /// <summary>Wall time spent searching (building, finalizing and timing plans), over every pass.</summary>
     private TimeSpan _searchTime;
 
@@ -65,12 +69,14 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
     }
 
     /// <summary>An execution plan and the descriptors it was built from (kept alive with it).</summary>
-    private sealed class Plan(CudnnDescriptor execution, long workspaceBytes, long engineIndex, float milliseconds, int timed,
+    private sealed class Plan(CudnnDescriptor execution, long workspaceBytes, long engineIndex, string knobs, float milliseconds, int timed,
                               string passedOver, List<CudnnDescriptor> owned) : IDisposable
     {
         public CudnnDescriptor Execution { get; } = execution;
         public long WorkspaceBytes { get; } = workspaceBytes;
         public long EngineIndex { get; } = engineIndex;
+        /// <summary>The configuration's knob choices as "type=value" pairs ("" when the engine has none).</summary>
+        public string Knobs { get; } = knobs;
         public float Milliseconds { get; } = milliseconds;
         public int Timed { get; } = timed;
         /// <summary>The configurations the heuristics offered that were not timed, counted by reason ("" when none).</summary>
@@ -165,12 +171,12 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
     private Plan? Search(Conv2dGeometry g, Pass pass, int alignment, ulong x, ulong w, ulong y, out string why)
     {
         var owned = new List<CudnnDescriptor>();
-        var candidates = new List<(CudnnDescriptor Config, CudnnDescriptor Execution, long Workspace, long Engine)>();
+        var candidates = new List<(CudnnDescriptor Config, CudnnDescriptor Execution, long Workspace, long Engine, string Knobs)>();
         try
         {
             var graph = Graph(g, pass, alignment, owned);
             var rejected = new Dictionary<string, int>();
-            var seen = new HashSet<long>();
+            var seen = new HashSet<(long, string)>();
             foreach (var mode in (ReadOnlySpan<cudnnBackendHeurMode_t>)[cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_INSTANT,
                                                                       cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_FALLBACK])
             {
@@ -179,13 +185,13 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
                     CudnnDescriptor? execution = null;
                     string? reason;
                     long workspace = 0, engine = -1;
+                    var knobs = "";
                     try
                     {
-                        (engine, reason) = Inspect(config);
-                        // INSTANT may list one engine with different knobs; FALLBACK repeats engines INSTANT listed
-                        if (reason is null && mode == cudnnBackendHeurMode_t.CUDNN_HEUR_MODE_FALLBACK && seen.Contains(engine))
-                            reason = "already offered";
-                        seen.Add(engine);
+                        (engine, knobs, reason) = Inspect(config);
+                        // one engine may come with different knobs (distinct candidates); FALLBACK repeats configurations
+                        // INSTANT listed, which are timed once
+                        if (!seen.Add((engine, knobs)) && reason is null) reason = "already offered";
                         if (reason is null && candidates.Count >= _searchLimit) reason = "over the search limit";
                         execution = reason is null ? Finalize(config, out reason) : null;
                         if (execution is not null)
@@ -200,7 +206,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
                     }
                     if (reason is null)
                     {
-                        candidates.Add((config, execution!, workspace, engine));
+                        candidates.Add((config, execution!, workspace, engine, knobs));
                         continue;
                     }
                     rejected[reason] = rejected.GetValueOrDefault(reason) + 1;
@@ -226,7 +232,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
             candidates.RemoveAt(best);
             why = "";
             var passedOver = string.Join("; ", rejected.Select(r => $"{r.Value} {r.Key}"));
-            var plan = new Plan(chosen.Execution, chosen.Workspace, chosen.Engine, times[best], times.Length, passedOver, owned);
+            var plan = new Plan(chosen.Execution, chosen.Workspace, chosen.Engine, chosen.Knobs, times[best], times.Length, passedOver, owned);
             owned = [];
             return plan;
         }
@@ -396,11 +402,12 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         }
     }
 
-    /// <summary>The engine's global index, and why it may not run (null: it may).</summary>
-    private (long Engine, string? Reason) Inspect(CudnnDescriptor config)
+    /// <summary>The engine's global index, the configuration's knob choices, and why it may not run (null: it may).</summary>
+    private (long Engine, string Knobs, string? Reason) Inspect(CudnnDescriptor config)
     {
         using var engine = new CudnnDescriptor(cudnnBackendDescriptorType_t.CUDNN_BACKEND_ENGINE_DESCRIPTOR);
         config.GetDescriptors(cudnnBackendAttributeName_t.CUDNN_ATTR_ENGINECFG_ENGINE, [engine]);
+        var knobs = Knobs(config);
         var index = engine.GetInt64(cudnnBackendAttributeName_t.CUDNN_ATTR_ENGINE_GLOBAL_INDEX);
         Span<int> numerical = stackalloc int[(int)cudnnBackendNumericalNote_t.CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
         Span<int> behavior = stackalloc int[(int)cudnnBackendBehaviorNote_t.CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
@@ -416,7 +423,38 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         {
             b = 0; // a cuDNN that records no behavior notes for this engine
         }
-        return (index, ConvolutionCandidates.Rejects(numerical[..n], behavior[..b], _allowTf32));
+        return (index, knobs, ConvolutionCandidates.Rejects(numerical[..n], behavior[..b], _allowTf32));
+    }
+
+    /// <summary>The knob choices of an engine configuration as "type=value" pairs in type order, "" when it has none
+    /// (or the cuDNN in use does not report them: configurations of one engine then count as one, and the report says
+    /// why the choices could not be read).</summary>
+    private string Knobs(CudnnDescriptor config)
+    {
+        var choices = new List<CudnnDescriptor>();
+        try
+        {
+            // room for every knob type cuDNN 9 defines (fewer than 64), read in one call as the frontend does
+            for (var i = 0; i < MaxKnobs; i++) choices.Add(new CudnnDescriptor(cudnnBackendDescriptorType_t.CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR));
+            var filled = config.GetDescriptors(cudnnBackendAttributeName_t.CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, choices);
+            Span<int> type = stackalloc int[1];
+            var pairs = new SortedDictionary<int, long>();
+            for (var i = 0; i < filled; i++)
+            {
+                choices[i].GetEnums(cudnnBackendAttributeName_t.CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, cudnnBackendAttributeType_t.CUDNN_TYPE_KNOB_TYPE, type);
+                pairs[type[0]] = choices[i].GetInt64(cudnnBackendAttributeName_t.CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE);
+            }
+            return string.Join(" ", pairs.Select(p => $"{p.Key}={p.Value}"));
+        }
+        catch (CudnnException e)
+        {
+            _knobsUnreadable ??= e.Message;
+            return "";
+        }
+        finally
+        {
+            foreach (var c in choices) c.Dispose();
+        }
     }
 
     /// <summary>The finalized execution plan of <paramref name="config"/>, or null with cuDNN's reason.</summary>
@@ -449,11 +487,13 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         {
             var text = new StringBuilder($"cuDNN graph API{(_allowTf32 ? ", TF32 allowed" : ", FP32")}: {_plans.Count} passes planned " +
                                          $"in {_searchTime.TotalSeconds:F2} s (at most {_searchLimit} plans timed per pass), " +
-                                         $"{_fallbacks.Count} on the legacy engine\n");
+                                         $"{_fallbacks.Count} on the legacy engine" +
+                                         (_knobsUnreadable is null ? "" : $"; knob choices not readable: {_knobsUnreadable}") + "\n");
             foreach (var (key, plan) in _plans)
                 text.AppendLine(plan is null
                     ? $"  {key.P} of {key.G}: legacy engine, because {_fallbacks[key]}"
-                    : $"  {key.P} of {key.G} (aligned {key.Alignment}): engine {plan.EngineIndex}, {plan.Milliseconds:F3} ms, " +
+                    : $"  {key.P} of {key.G} (aligned {key.Alignment}): engine {plan.EngineIndex}" +
+                      $"{(plan.Knobs.Length == 0 ? "" : $" (knobs {plan.Knobs})")}, {plan.Milliseconds:F3} ms, " +
                       $"{MemoryStats.Format(plan.WorkspaceBytes)} workspace, fastest of {plan.Timed}" +
                       (plan.PassedOver.Length == 0 ? "" : $" (passed over: {plan.PassedOver})"));
             text.Append(_legacy.Describe());
