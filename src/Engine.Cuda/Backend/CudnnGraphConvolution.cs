@@ -434,7 +434,7 @@ internal sealed unsafe class CudnnGraphConvolution : IConvolutionEngine
         var choices = new List<CudnnDescriptor>();
         try
         {
-            // room for every knob type cuDNN 9 defines (fewer than 64), read in one call as the frontend does
+            // room for 64 choices, more than the knob types cuDNN 9 defines; read in one call, as cudnn-frontend does
             for (var i = 0; i < MaxKnobs; i++) choices.Add(new CudnnDescriptor(cudnnBackendDescriptorType_t.CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR));
             var filled = config.GetDescriptors(cudnnBackendAttributeName_t.CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, choices);
             Span<int> type = stackalloc int[1];

@@ -417,34 +417,7 @@ public sealed partial class CudaBackendTests
     {
         var backend = (CudaBackend)Gpu;
         using var engine = new CudnnConvolution(backend.CudaDevice, backend.Stream, backend.Memory, allowTf32: false);
-        var g = Fresh(out var seed);
-        using var x = Tensor.Randn([geometry.N, geometry.CIn, geometry.H, geometry.W], g);
-        using var w = Tensor.Randn([geometry.COut, geometry.CInPerGroup, geometry.KernelH, geometry.KernelW], g, 0, 0.3);
-        using var bias = Tensor.Randn([geometry.COut], g);
-        using var dy = Tensor.Randn([geometry.N, geometry.COut, geometry.OutH, geometry.OutW], g);
-        Parity($"legacy conv2d {geometry}", seed, [x, w, bias, dy], (b, d, t) =>
-        {
-            var y = Out(d, dy.Shape);
-            var dx = Out(d, x.Shape);
-            var (dw, db) = (Out(d, w.Shape), Out(d, [geometry.COut]));
-            if (d.Kind == DeviceKind.Cpu)
-            {
-                b.Conv2dForward(geometry, t[0], t[1], t[2], y, cacheWeight: false);
-                b.Conv2dBackwardData(geometry, t[3], t[1], dx, cacheWeight: false);
-                b.Conv2dBackwardWeights(geometry, t[0], t[3], dw, db);
-            }
-            else if (geometry.N == 0)
-            {
-                b.Conv2dBackwardWeights(geometry, t[0], t[3], dw, db); // the backend writes the zeros of an empty batch
-            }
-            else
-            {
-                engine.Forward(geometry, Address(t[0]), Address(t[1]), Address(t[2]), Address(y));
-                engine.BackwardData(geometry, Address(t[3]), Address(t[1]), Address(dx));
-                engine.BackwardWeights(geometry, Address(t[0]), Address(t[3]), Address(dw), Address(db));
-            }
-            return [y, dx, dw, db];
-        }, 1e-4, 1e-4);
+        EngineParity(engine, geometry, $"legacy conv2d {geometry}", 1e-4, 1e-4);
         if (geometry.N > 0) Assert.Contains("legacy API", engine.Describe());
     }
 
