@@ -27,7 +27,8 @@
 //   norm), grid-stride over them, blockDim.x a multiple of 32 up to 1024; the block reduces with warp
 //   shuffles and a 32-slot shared scratch (common.cuh block_sum), whose order depends only on blockDim.x,
 //   so results repeat run to run. batch_norm_forward_kernel: one thread per element, grid-stride, with
-//   32-bit index arithmetic where the element count and the grid fit in 31 bits.
+//   32-bit index arithmetic where the element count and the grid fit in 31 bits; norm_args.relu applies the ReLU
+//   in the same pass (a frozen batch norm followed by its ReLU).
 //   group_norm_channel_sums_kernel: one thread per channel adding the N per-sample sums in order of n, so
 //   dweight and dbias need no atomics.
 // Synchronization: none; the group-norm backward's two kernels are ordered by the stream.
@@ -52,9 +53,11 @@ struct norm_args {
     int groups;
     int training;                 // batch-norm backward: 1 when mean / rstd are the batch's own statistics
     double eps;
+    int relu;                     // batch-norm forward: 1 to apply the ReLU in the same pass
+    int padding;
 };
 
-static_assert(sizeof(norm_args) == 136, "norm_args must match the host layout");
+static_assert(sizeof(norm_args) == 144, "norm_args must match the host layout");
 
 // Element offset of value k (0 ≤ k < N·S) of channel ch in a dense (N, C, S) tensor.
 __device__ __forceinline__ long long channel_offset(long long k, long long ch, long long c, long long s)
@@ -243,7 +246,9 @@ extern "C" __global__ void batch_norm_forward_kernel(const norm_args a)
     // the product of two floats is exact in double, so scale is the correctly rounded float product
     auto value = [&](long long u, long long ch) {
         const float scale = (float)((double)rstd[ch] * (w == nullptr ? 1.0 : (double)w[ch]));
-        return affine_centered(x[u], mean[ch], scale, b == nullptr ? 0.0f : b[ch]);
+        const float v = affine_centered(x[u], mean[ch], scale, b == nullptr ? 0.0f : b[ch]);
+        // the ReLU as relu_forward_kernel computes it: NaN stays NaN
+        return a.relu != 0 && !(v > 0.0f || v != v) ? 0.0f : v;
     };
     if (count <= 0x7fffffffLL && grid_stride() <= 0x7fffffffLL) {
         // the channel of element u in 32-bit division (the 64-bit sequence is several times longer); u + stride

@@ -3,7 +3,9 @@
 // against the multiply-then-add it replaced (x·scale + shift, two passes, autograd through both). Every row is first
 // checked against the double reference (NormReference); the two paths are then timed alternately and the median
 // printed, with one machine line per row: "frozen <row> <two_pass_ms> <one_pass_ms>".
-// Run: dotnet run -c Release --project bench/Engine.Bench -- --frozen [repeats] [row-substring]
+// With --frozen-relu, the layers a ReLU follows (the stem and the bottlenecks' 1×1 reduce and 3×3) time the layer
+// and then a separate ReLU against Forward(x, relu: true), the ReLU in the same pass: "frozen-relu <row> <ms> <ms>".
+// Run: dotnet run -c Release --project bench/Engine.Bench -- --frozen|--frozen-relu [repeats] [row-substring]
 using System.Diagnostics;
 using Engine.Nn;
 using Engine.Reference;
@@ -28,14 +30,17 @@ public static class FrozenNormBench
         ("res5.out (2,2048,25,34)", [2, 2048, 25, 34], 4),
     ];
 
-    public static int Run(string[] args)
+    public static int Run(string[] args, bool relu = false)
     {
         var repeats = args.Length > 0 && int.TryParse(args[0], out var r) ? Math.Max(1, r) : 11;
         var filter = args.Length > 1 ? args[1] : "";
-        Console.WriteLine($"FrozenBatchNorm2d forward + backward, {Environment.ProcessorCount} cores, median of {repeats} (alternating)");
-        Console.WriteLine($"{"row",-26} {"layers",6} {"two-pass ms",12} {"one-pass ms",12} {"speed-up",9}");
+        var (before, after, tag) = relu ? ("norm, relu ms", "fused ms", "frozen-relu") : ("two-pass ms", "one-pass ms", "frozen");
+        Console.WriteLine($"FrozenBatchNorm2d{(relu ? " + ReLU" : "")} forward + backward, {Environment.ProcessorCount} cores, median of {repeats} (alternating)");
+        Console.WriteLine($"{"row",-26} {"layers",6} {before,12} {after,12} {"speed-up",9}");
         var perStep = new double[2];
-        foreach (var (name, shape, layers) in Rows.Where(row => row.Name.Contains(filter, StringComparison.Ordinal)))
+        // a ReLU follows the stem's norm and the bottlenecks' first two; the output-width norms feed the residual sum
+        foreach (var (name, shape, layers) in Rows.Where(row => row.Name.Contains(filter, StringComparison.Ordinal) &&
+                                                                (!relu || !row.Name.Contains(".out", StringComparison.Ordinal))))
         {
             var g = new Generator(23);
             var c = shape[1];
@@ -57,8 +62,14 @@ public static class FrozenNormBench
                 return scaled.Add(shift);
             }
             Tensor OnePass() => bn.Forward(x);
-            Func<Tensor>[] paths = [TwoPass, OnePass];
-            foreach (var (path, forward) in new[] { ("two-pass", paths[0]), ("one-pass", paths[1]) }) Validate(name, path, bn, x, gy, forward);
+            Tensor NormThenRelu()
+            {
+                using var normalized = bn.Forward(x);
+                return normalized.Relu();
+            }
+            Tensor Fused() => bn.Forward(x, relu: true);
+            Func<Tensor>[] paths = relu ? [NormThenRelu, Fused] : [TwoPass, OnePass];
+            for (var k = 0; k < 2; k++) Validate(name, k == 0 ? before : after, bn, x, gy, paths[k], relu);
 
             var times = new double[2][];
             for (var k = 0; k < 2; k++) times[k] = new double[repeats];
@@ -68,7 +79,7 @@ public static class FrozenNormBench
                     times[k][i] = Step(paths[k], x, gy);
             var median = times.Select(t => { Array.Sort(t); return t[repeats / 2]; }).ToArray();
             Console.WriteLine($"{name,-26} {layers,6} {median[0],12:F2} {median[1],12:F2} {median[0] / median[1],8:F2}x");
-            Console.WriteLine($"frozen {name.Split(' ')[0]} {median[0]:F4} {median[1]:F4}");
+            Console.WriteLine($"{tag} {name.Split(' ')[0]} {median[0]:F4} {median[1]:F4}");
             for (var k = 0; k < 2; k++) perStep[k] += layers * median[k];
         }
         // the sum of layers × median over the rows run: the frozen norm layers' share of one training step
@@ -109,14 +120,16 @@ public static class FrozenNormBench
 
     /// <summary>The path's output and input gradient against the double reference on 4096 sampled elements; throws
     /// before anything is timed when one is off.</summary>
-    private static void Validate(string row, string path, FrozenBatchNorm2d bn, Tensor x, Tensor gy, Func<Tensor> forward)
+    private static void Validate(string row, string path, FrozenBatchNorm2d bn, Tensor x, Tensor gy, Func<Tensor> forward, bool relu)
     {
         var (n, c, s) = (x.Size(0), x.Size(1), x.Size(2) * x.Size(3));
         var (xd, gd) = (x.ToDoubleArray(), gy.ToDoubleArray());
         var (wd, bd, md, vd) = (bn.Weight.Value.ToDoubleArray(), bn.Bias.Value.ToDoubleArray(), bn.RunningMean.Value.ToDoubleArray(),
                                 bn.RunningVar.Value.ToDoubleArray());
-        var y = NormReference.FrozenBatchNormForward(xd, n, c, s, wd, bd, md, vd, bn.Eps);
-        var dx = NormReference.FrozenBatchNormBackward(gd, n, c, s, wd, vd, bn.Eps);
+        var y = relu ? NormReference.FrozenBatchNormReluForward(xd, n, c, s, wd, bd, md, vd, bn.Eps)
+                     : NormReference.FrozenBatchNormForward(xd, n, c, s, wd, bd, md, vd, bn.Eps);
+        var dx = relu ? NormReference.FrozenBatchNormReluBackward(gd, xd, n, c, s, wd, bd, md, vd, bn.Eps)
+                      : NormReference.FrozenBatchNormBackward(gd, n, c, s, wd, vd, bn.Eps);
         x.ZeroGrad();
         using var scope = DisposeScope.Begin();
         var result = forward();

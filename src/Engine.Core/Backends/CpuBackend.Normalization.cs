@@ -140,7 +140,7 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    public void BatchNormForward(Tensor x, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor y)
+    public void BatchNormForward(Tensor x, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor y, bool relu = false)
     {
         if (x.DType != DType.Float32) throw Unsupported("batch_norm", x.DType);
         var (n, c, s) = NormLayout(x);
@@ -156,6 +156,8 @@ public sealed unsafe partial class CpuBackend
             var ch = (int)(u % c);
             var scale = (double)prstd[ch] * (pw is null ? 1 : pw[ch]);
             AffineCentered(px + u * s, py + u * s, s, pmean[ch], (float)scale, pb is null ? 0 : pb[ch]);
+            // the ReLU on the run while it is in cache, as UnaryOp.Relu computes it
+            if (relu) TensorPrimitives.Max(new ReadOnlySpan<float>(py + u * s, s), 0f, new Span<float>(py + u * s, s));
         });
     }
 

@@ -26,8 +26,9 @@ public partial interface IBackend
     void BatchNormTrainingForward(Tensor x, Tensor? weight, Tensor? bias, double eps, Tensor y, Tensor mean, Tensor variance, Tensor rstd);
 
     /// <summary>y = (x − mean[c])·rstd[c]·w[c] + b[c] for x, y (N, C, S) and given mean, rstd (C): batch normalization
-    /// in evaluation mode, with the running statistics.</summary>
-    void BatchNormForward(Tensor x, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor y);
+    /// in evaluation mode, with the running statistics. With <paramref name="relu"/>, y = relu of that in the same pass
+    /// (NaN stays NaN, as UnaryOp.Relu): a frozen batch norm followed by its ReLU.</summary>
+    void BatchNormForward(Tensor x, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor y, bool relu = false);
 
     /// <summary>Gradients of BatchNormForward. With x̂ = (x − mean)·rstd, m = N·S and per channel s0 = Σ dy,
     /// s1 = Σ dy·x̂: dweight = s1, dbias = s0; when <paramref name="training"/> mean and rstd are the batch's own

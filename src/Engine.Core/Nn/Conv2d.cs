@@ -1,5 +1,6 @@
 // 2-D convolution layer over NCHW input, optionally followed by a normalization layer (registered as the
-// child "norm", as detectron2's Conv2d wrapper does, so checkpoint names match) and a ReLU.
+// child "norm", as detectron2's Conv2d wrapper does, so checkpoint names match) and a ReLU; a FrozenBatchNorm2d and
+// its ReLU run as one pass (FrozenBatchNorm2d.Forward(x, relu: true)).
 // Default initialization is PyTorch's: weight kaiming-uniform with a = √5 (bound = 1/√fan_in), bias uniform
 // in ±1/√fan_in; detection code re-initializes with Init.* where its recipe differs (MSRA fill, Xavier fill).
 namespace Engine.Nn;
@@ -40,6 +41,8 @@ public sealed class Conv2d : Module<Tensor, Tensor>
     public override Tensor Forward(Tensor input)
     {
         var y = Tensor.Conv2d(input, Weight, Bias?.Value, Stride, Padding, Dilation, Groups);
+        if (Norm is FrozenBatchNorm2d frozen && Relu)
+            using (y) return frozen.Forward(y, relu: true);   // the norm and its ReLU in one pass
         if (Norm is not null)
         {
             var normalized = Norm.Forward(y);

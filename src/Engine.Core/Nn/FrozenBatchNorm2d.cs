@@ -6,6 +6,7 @@
 // Fill and LoadStateDict bump them; Module.To replaces the tensors). A forward is one pass over the input
 // (the backend's batch-norm primitive with mean 0, rstd = scale and bias = shift), not a multiply and then an add,
 // and no small launches for the per-channel values; the backward is dx = dy·scale, one broadcast multiply.
+// Forward(x, relu: true) folds a following ReLU into that pass (Conv2d with this norm and relu uses it).
 namespace Engine.Nn;
 
 public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
@@ -36,7 +37,12 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     private readonly long[] _derivedVersions = new long[4];
 
     /// <param name="input">(N, C, H, W)</param>
-    public override Tensor Forward(Tensor input)
+    public override Tensor Forward(Tensor input) => Forward(input, relu: false);
+
+    /// <summary>The layer followed by a ReLU, in the same single pass: relu(x·scale + shift), and in the backward
+    /// dx = dy·scale where the output is positive (a Conv2d with this norm and relu calls it).</summary>
+    /// <param name="input">(N, C, H, W)</param>
+    public Tensor Forward(Tensor input, bool relu)
     {
         if (input.Rank != 4 || input.Size(1) != NumFeatures)
             throw new ArgumentException($"FrozenBatchNorm2d({NumFeatures}): expected an (N, {NumFeatures}, H, W) input, got {ShapeUtil.Format(input.Shape)}.");
@@ -47,13 +53,19 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
         if (input.Numel > 0)
         {
             using var x = input.DenseUnrecorded();
-            x.Backend.BatchNormForward(x, _zeros!, scale, null, shift, y);   // (C) operands, read by element count
+            x.Backend.BatchNormForward(x, _zeros!, scale, null, shift, y, relu);   // (C) operands, read by element count
         }
         if (Autograd.Tape.IsNeeded(input))
-            Autograd.Tape.Record(y, "frozen_batch_norm", [input], node =>
+            Autograd.Tape.Record(y, relu ? "frozen_batch_norm_relu" : "frozen_batch_norm", [input], node =>
             {
                 var saved = node.Save(scale);
-                return g => [g.Mul(saved)];
+                if (!relu) return g => [g.Mul(saved)];
+                var output = node.Save(y);   // positive exactly where the normalized input is
+                return g =>
+                {
+                    using var passed = g.ReluBackward(output);
+                    return [passed.Mul(saved)];
+                };
             });
         return y;
     }

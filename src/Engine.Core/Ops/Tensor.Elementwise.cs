@@ -207,7 +207,11 @@ public sealed partial class Tensor
     public Tensor Log() => UnaryWithGrad(UnaryOp.Log, "log", false, (g, x) => g.Div(x));
     public Tensor Sqrt() => UnaryWithGrad(UnaryOp.Sqrt, "sqrt", true, (g, y) => { using var t = y.Mul(2.0); return g.Div(t); });
     public Tensor Abs() => UnaryWithGrad(UnaryOp.Abs, "abs", false, (g, x) => { using var s = x.Sign(); return g.Mul(s); });
-    public Tensor Relu() => UnaryWithGrad(UnaryOp.Relu, "relu", false, (g, x) => BinaryOpCore(BinaryOp.ReluBackward, g, x, "relu_backward"));
+    public Tensor Relu() => UnaryWithGrad(UnaryOp.Relu, "relu", false, (g, x) => g.ReluBackward(x));
+
+    /// <summary>This gradient where <paramref name="saved"/> (a ReLU's input or output: the same sign pattern) is
+    /// positive, else 0: the ReLU's backward, for layers that fuse a ReLU into their own forward.</summary>
+    internal Tensor ReluBackward(Tensor saved) => BinaryOpCore(BinaryOp.ReluBackward, this, saved, "relu_backward");
     public Tensor Sigmoid() => UnaryWithGrad(UnaryOp.Sigmoid, "sigmoid", true, (g, y) => BinaryOpCore(BinaryOp.SigmoidBackward, g, y, "sigmoid_backward"));
     public Tensor Tanh() => UnaryWithGrad(UnaryOp.Tanh, "tanh", true, (g, y) => BinaryOpCore(BinaryOp.TanhBackward, g, y, "tanh_backward"));
     public Tensor Square() => UnaryWithGrad(UnaryOp.Square, "square", false, (g, x) => { using var t = x.Mul(2.0); return g.Mul(t); });

@@ -39,4 +39,20 @@ public static class NormReference
             }
         return dx;
     }
+
+    /// <summary>FrozenBatchNorm2d followed by a ReLU: max(FrozenBatchNormForward(x), 0), NaN kept.</summary>
+    public static double[] FrozenBatchNormReluForward(double[] x, int n, int c, int s, double[] weight, double[] bias,
+                                                      double[] runningMean, double[] runningVar, double eps) =>
+        FrozenBatchNormForward(x, n, c, s, weight, bias, runningMean, runningVar, eps).Select(v => v > 0 || double.IsNaN(v) ? v : 0).ToArray();
+
+    /// <summary>dL/dx of FrozenBatchNormReluForward: dy·w/sqrt(var+eps) where the normalized x is positive, else 0.</summary>
+    public static double[] FrozenBatchNormReluBackward(double[] dy, double[] x, int n, int c, int s, double[] weight, double[] bias,
+                                                       double[] runningMean, double[] runningVar, double eps)
+    {
+        var normalized = FrozenBatchNormForward(x, n, c, s, weight, bias, runningMean, runningVar, eps);
+        var dx = FrozenBatchNormBackward(dy, n, c, s, weight, runningVar, eps);
+        for (var i = 0; i < dx.Length; i++)
+            if (!(normalized[i] > 0)) dx[i] = 0;
+        return dx;
+    }
 }

@@ -86,7 +86,7 @@ public sealed unsafe partial class CudaBackend
         scratch.Free(Memory);
     }
 
-    public void BatchNormForward(Tensor x, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor y)
+    public void BatchNormForward(Tensor x, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor y, bool relu = false)
     {
         const string op = "batch_norm";
         var (n, c, s) = CheckNorm(op, x, groups: 1);
@@ -101,6 +101,7 @@ public sealed unsafe partial class CudaBackend
         {
             X = DenseNormInput(op, x, scratch), Mean = DenseNormInput(op, mean, scratch), Rstd = DenseNormInput(op, rstd, scratch),
             Weight = DenseNormInput(op, weight, scratch), Bias = DenseNormInput(op, bias, scratch), Y = Ptr(y), N = n, C = c, S = s, Groups = 1,
+            Relu = relu ? 1 : 0,
         };
         Module("normalization.cu").Launch("batch_norm_forward_kernel", Resident((x.Numel + BlockThreads - 1) / BlockThreads), Stream, args);
         scratch.Free(Memory);

@@ -98,4 +98,5 @@ internal struct NormArgs
     public long N, C, S;
     public int Groups, Training;
     public double Eps;
+    public int Relu, Padding;
 }

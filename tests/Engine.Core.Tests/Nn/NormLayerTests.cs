@@ -46,6 +46,56 @@ public class NormLayerTests
     }
 
     [Fact]
+    public void FrozenBatchNormWithReluMatchesTheReferenceAndTheUnfusedLayers()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        foreach (var (n, c, h, w) in new[] { (2, 3, 5, 7), (1, 1, 1, 1), (3, 17, 2, 9), (0, 4, 3, 3) })
+        {
+            using var bn = new FrozenBatchNorm2d(c);
+            SetRandom(bn.Weight, g, -2, 2);
+            SetRandom(bn.Bias, g, -1, 1);
+            SetRandom(bn.RunningMean, g, -1, 1);
+            SetRandom(bn.RunningVar, g, 0.1, 3);
+            var (wt, bs, mean, var) = (bn.Weight.Value.ToDoubleArray(), bn.Bias.Value.ToDoubleArray(), bn.RunningMean.Value.ToDoubleArray(), bn.RunningVar.Value.ToDoubleArray());
+            var rx = RefTensor.Random(g, [n, c, h, w], -3, 3);
+            if (rx.Data.Length > 2) rx.Data[1] = double.NaN;   // a NaN stays NaN through the ReLU
+            var u = RefTensor.Random(g, [n, c, h, w]);
+            using var x = TestUtil.NonContiguous(rx).RequireGrad();
+            using var y = bn.Forward(x, relu: true);
+            var what = $"frozen_bn+relu {ShapeUtil.Format(rx.Shape)}";
+            TestUtil.AssertClose(new RefTensor(rx.Shape, NormReference.FrozenBatchNormReluForward(rx.Data, n, c, h * w, wt, bs, mean, var, 1e-5)), y, what, seed, Atol, Rtol);
+            using var gy = u.ToTensor();
+            y.Backward(gy);
+            var dx = NormReference.FrozenBatchNormReluBackward(u.Data, rx.Data, n, c, h * w, wt, bs, mean, var, 1e-5);
+            TestUtil.AssertClose(new RefTensor(rx.Shape, dx), x.Grad!, what + " dx", seed, Atol, Rtol);
+
+            // the same bits as the layer and a separate ReLU, forward and backward
+            using var x2 = TestUtil.NonContiguous(rx).RequireGrad();
+            using var normalized = bn.Forward(x2);
+            using var y2 = normalized.Relu();
+            y2.Backward(gy);
+            Assert.Equal(y2.ToFloatArray(), y.ToFloatArray());
+            Assert.Equal(x2.Grad!.ToFloatArray(), x.Grad!.ToFloatArray());
+        }
+    }
+
+    [Fact]
+    public void FrozenBatchNormReluReferenceBackwardPassesGradcheck()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var (n, c, s) = (2, 3, 4);
+        var wt = RefTensor.Random(g, [c]).Data;
+        var mean = RefTensor.Random(g, [c]).Data;
+        var bs = RefTensor.Random(g, [c]).Data;
+        var var = RefTensor.Random(g, [c], 0.2, 2).Data;
+        var result = Gradcheck.Check(
+            inp => NormReference.FrozenBatchNormReluForward(inp[0], n, c, s, wt, bs, mean, var, 1e-5),
+            (inp, dy) => [NormReference.FrozenBatchNormReluBackward(dy, inp[0], n, c, s, wt, bs, mean, var, 1e-5)],
+            [RefTensor.Random(g, [n * c * s]).Data], g);
+        Assert.True(result.Passed, $"{result} (seed {seed})");
+    }
+
+    [Fact]
     public void FrozenBatchNormSeesEveryChangeOfItsBuffersBetweenCalls()
     {
         // scale and shift are kept between calls; each way a buffer changes must reach the next forward

@@ -175,6 +175,33 @@ public sealed partial class CudaBackendTests
         }
     }
 
+    /// <summary>Evaluation-mode batch norm with the ReLU in the same pass (a frozen batch norm and its ReLU), against the
+    /// CPU backend: NaN inputs stay NaN, everything else at or below 0 becomes 0.</summary>
+    [CudaTheory]
+    [MemberData(nameof(BatchNormCases))]
+    public void BatchNormForwardWithReluMatchesTheCpu(int[] shape, bool affine)
+    {
+        var g = Fresh(out var seed);
+        var c = shape[1];
+        using var x = Tensor.Randn(shape, g, 0, 2);
+        if (x.Numel > 3)
+            using (var flat = x.Reshape(-1))
+            using (var first = flat.Narrow(0, 0, 1))
+                first.Fill(float.NaN);
+        using var w = Tensor.Rand([c], g, 0.5, 2);
+        using var bias = Tensor.Randn([c], g);
+        using var mean = Tensor.Randn([c], g, 0, 1);
+        using var rstd = Tensor.Rand([c], g, 0.3, 2);
+        foreach (var strided in shape.Length >= 3 ? new[] { false, true } : [false])
+            Parity($"batch_norm+relu {ShapeUtil.Format(shape)} affine={affine} strided={strided}", seed, [x, mean, rstd, w, bias], (b, d, t) =>
+            {
+                using var xin = Layout(t[0], strided && d == Cuda);
+                var y = Out(d, shape);
+                b.BatchNormForward(xin, t[1], t[2], affine ? t[3] : null, affine ? t[4] : null, y, relu: true);
+                return [y];
+            }, NormAtol, NormRtol);
+    }
+
     [CudaFact]
     public void NormalizationRejectsBadOperandsNamingTheCall()
     {
