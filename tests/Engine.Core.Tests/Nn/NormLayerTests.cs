@@ -26,12 +26,8 @@ public class NormLayerTests
         var g = TestUtil.Fresh(out var seed);
         foreach (var (n, c, h, w) in new[] { (2, 3, 5, 7), (1, 1, 1, 1), (3, 17, 2, 9), (0, 4, 3, 3) })
         {
-            using var bn = new FrozenBatchNorm2d(c);
-            SetRandom(bn.Weight, g, -2, 2);
-            SetRandom(bn.Bias, g, -1, 1);
-            SetRandom(bn.RunningMean, g, -1, 1);
-            SetRandom(bn.RunningVar, g, 0.1, 3);
-            var (wt, bs, mean, var) = (bn.Weight.Value.ToDoubleArray(), bn.Bias.Value.ToDoubleArray(), bn.RunningMean.Value.ToDoubleArray(), bn.RunningVar.Value.ToDoubleArray());
+            using var bn = RandomFrozen(c, g);
+            var (wt, bs, mean, var) = Buffers(bn);
             var rx = RefTensor.Random(g, [n, c, h, w], -3, 3);
             var u = RefTensor.Random(g, [n, c, h, w]);
             using var x = TestUtil.NonContiguous(rx).RequireGrad();
@@ -51,12 +47,8 @@ public class NormLayerTests
         var g = TestUtil.Fresh(out var seed);
         foreach (var (n, c, h, w) in new[] { (2, 3, 5, 7), (1, 1, 1, 1), (3, 17, 2, 9), (0, 4, 3, 3) })
         {
-            using var bn = new FrozenBatchNorm2d(c);
-            SetRandom(bn.Weight, g, -2, 2);
-            SetRandom(bn.Bias, g, -1, 1);
-            SetRandom(bn.RunningMean, g, -1, 1);
-            SetRandom(bn.RunningVar, g, 0.1, 3);
-            var (wt, bs, mean, var) = (bn.Weight.Value.ToDoubleArray(), bn.Bias.Value.ToDoubleArray(), bn.RunningMean.Value.ToDoubleArray(), bn.RunningVar.Value.ToDoubleArray());
+            using var bn = RandomFrozen(c, g);
+            var (wt, bs, mean, var) = Buffers(bn);
             var rx = RefTensor.Random(g, [n, c, h, w], -3, 3);
             if (rx.Data.Length > 2) rx.Data[1] = double.NaN;   // a NaN stays NaN through the ReLU
             var u = RefTensor.Random(g, [n, c, h, w]);
@@ -95,6 +87,21 @@ public class NormLayerTests
         Assert.True(result.Passed, $"{result} (seed {seed})");
     }
 
+    /// <summary>A FrozenBatchNorm2d with random weight, bias, running mean and (positive) running variance.</summary>
+    private static FrozenBatchNorm2d RandomFrozen(int c, Generator g)
+    {
+        var bn = new FrozenBatchNorm2d(c);
+        SetRandom(bn.Weight, g, -2, 2);
+        SetRandom(bn.Bias, g, -1, 1);
+        SetRandom(bn.RunningMean, g, -1, 1);
+        SetRandom(bn.RunningVar, g, 0.1, 3);
+        return bn;
+    }
+
+    /// <summary>The layer's weight, bias, running mean and running variance in double, for the reference.</summary>
+    private static (double[] Weight, double[] Bias, double[] Mean, double[] Var) Buffers(FrozenBatchNorm2d bn) =>
+        (bn.Weight.Value.ToDoubleArray(), bn.Bias.Value.ToDoubleArray(), bn.RunningMean.Value.ToDoubleArray(), bn.RunningVar.Value.ToDoubleArray());
+
     [Fact]
     public void FrozenBatchNormSeesEveryChangeOfItsBuffersBetweenCalls()
     {
@@ -106,7 +113,7 @@ public class NormLayerTests
         using var x = rx.ToTensor();
         void Check(string what)
         {
-            var (wt, bs, mean, var) = (bn.Weight.Value.ToDoubleArray(), bn.Bias.Value.ToDoubleArray(), bn.RunningMean.Value.ToDoubleArray(), bn.RunningVar.Value.ToDoubleArray());
+            var (wt, bs, mean, var) = Buffers(bn);
             using var y = bn.Forward(x);
             TestUtil.AssertClose(new RefTensor(rx.Shape, NormReference.FrozenBatchNormForward(rx.Data, n, c, h * w, wt, bs, mean, var, 1e-5)), y, what, seed, Atol, Rtol);
         }
