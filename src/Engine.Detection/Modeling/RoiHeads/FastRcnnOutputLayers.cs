@@ -237,12 +237,11 @@ public sealed class FastRcnnOutputLayers : Module<Tensor, (Tensor Logits, Tensor
         var above = foreground.Gt(ScoreThreshold);
         var extent = clipped.View(r, k, 4).Sum(2);                                          // (R, K): NaN or ±∞ if any coordinate is
         var finite = extent.Sub(extent).Eq(0);
-        var mask = above.Mul(finite).Reshape(r * k);
-        var index = Tensor.IndexFromMask(mask);                                             // flat positions i·K + c, increasing
+        var pairs = above.Mul(finite).Nonzero();                                            // (N, 2): (i, c) in row-major order
+        var candidateClasses = pairs.Select(1, 1).Contiguous();
+        var index = pairs.Select(1, 0).Mul(k).Add(candidateClasses);                         // flat positions i·K + c, increasing
         var candidateBoxes = clipped.IndexSelect(0, index);
         var candidateScores = foreground.Reshape(r * k).IndexSelect(0, index);
-        var classOf = Tensor.Arange(k, DType.Int64, boxes.Device).Expand(r, k).Reshape(r * k); // c of position i·K + c
-        var candidateClasses = classOf.IndexSelect(0, index);
         var keep = DetectionOps.BatchedNms(candidateBoxes, candidateScores, candidateClasses, NmsThreshold);
         var top = keep.Narrow(0, 0, Math.Min(DetectionsPerImage, keep.Size(0)));
         return new Instances(imageSize)
