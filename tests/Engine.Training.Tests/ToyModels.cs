@@ -169,10 +169,14 @@ public static class Toy
 
     private static readonly string Root = CreateRoot();
 
-    // One folder per test process, removed when the process exits.
+    // One folder per test process, removed when the process exits. The test host may be stopped before its ProcessExit
+    // handlers run, so the folders of earlier processes that are no longer running are removed first (each run writes
+    // several hundred MB of checkpoints).
     private static string CreateRoot()
     {
-        var root = Path.Combine(Path.GetTempPath(), "engine-training-tests", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var parent = Path.Combine(Path.GetTempPath(), "engine-training-tests");
+        RemoveFoldersOfEndedProcesses(parent);
+        var root = Path.Combine(parent, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
             try
@@ -185,6 +189,40 @@ public static class Toy
             }
         };
         return root;
+    }
+
+    private static void RemoveFoldersOfEndedProcesses(string parent)
+    {
+        if (!Directory.Exists(parent)) return;
+        foreach (var dir in Directory.EnumerateDirectories(parent))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId || IsRunning(pid)) continue;
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // another user's folder, or one being removed by a concurrent run: leave it
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     public static string TempDir()
