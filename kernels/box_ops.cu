@@ -1,6 +1,6 @@
 // Box operations of the detection backend (CudaDetectionBackend): pairwise IoU, the R-CNN box coder (encode and
-// decode) and the proposal matcher, float32, reproducing CpuDetectionBackend (detectron2's pairwise_iou,
-// Box2BoxTransform.get_deltas / apply_deltas and Matcher; Girshick et al., "Fast R-CNN", eq. for t_x, t_y, t_w, t_h).
+// decode), the FPN level of each RoI and the proposal matcher, float32, reproducing CpuDetectionBackend (detectron2's
+// pairwise_iou, Box2BoxTransform.get_deltas / apply_deltas, assign_boxes_to_levels and Matcher; Girshick et al., "Fast R-CNN", eq. for t_x, t_y, t_w, t_h).
 //
 // Formulas (the same float expressions in the same order as the CPU backend; __fmul_rn / __fadd_rn where a
 // multiply feeds an add, so NVRTC cannot contract them into an FMA the CPU does not do):
@@ -10,18 +10,24 @@
 //           d = (wx·(tcx − scx) / sw, wy·(tcy − scy) / sh, ww·log(tw / sw), wh·log(th / sh))
 //   decode: dw = min(d2 / ww, clamp) (NaN kept, as MathF.Min), pcx = dx·w + cx, pw = exp(dw)·w,
 //           out = (pcx − 0.5·pw, pcy − 0.5·ph, pcx + 0.5·pw, pcy + 0.5·ph)
+//   level:  size = sqrt((x2 − x1)·(y2 − y1)), k = floor(k0 + log2(size / s0 + 1e-8)) with canonical level k0 and box
+//           size s0 (FPN, Lin et al., Eqn. 1, as detectron2's assign_boxes_to_levels), NaN → min level, else clamped to
+//           [min, max]; written relative to min
 //   match:  per prediction j, the first ground truth g of largest quality[g, j]; label = labels[k] for the interval
 //           thresholds[k−1] ≤ best < thresholds[k] (compared in double, as the CPU compares float to double);
 //           with low-quality matches, each ground truth's highest quality h_g = max(0, max_j quality[g, j]) and
 //           every prediction with quality[g, j] == h_g for some g gets label 1.
 // IoU, the encode's first two deltas and the matcher are bit-identical to the CPU backend (IEEE division and
-// exact max); expf / logf are within 2 ulp of the CPU's MathF.Exp / Log.
+// exact max); expf / logf are within 2 ulp of the CPU's MathF.Exp / Log. The level's sqrtf and division are IEEE
+// (no fast math); log2f and the CPU's MathF.Log2 are each within 1 ulp of log2 and exact at powers of two, where
+// the level changes, so a level can only differ from the CPU's for a size within a few ulp of s0·2^j.
 //
-// Layout: boxes (·, 4) = (x1, y1, x2, y2) dense; iou (N, M); deltas / decoded (R, K·4); quality (M, N) dense,
-// M ground truths by N predictions; matches, labels (N) int64; highest (M) float scratch.
-// Launch: iou, encode and decode are 1-D grid-stride loops over their outputs (iou per (i, j), encode per box,
-// decode per (box, class)); box_match_kernel and box_low_quality_kernel run one thread per prediction, each
-// looping over the ground truths in order (reads quality[g, j] coalesced across threads);
+// Layout: boxes (·, 4) = (x1, y1, x2, y2) dense; rois (R, 5) = (batch index, x1, y1, x2, y2) dense; iou (N, M);
+// deltas / decoded (R, K·4); quality (M, N) dense, M ground truths by N predictions; matches, labels (N) and
+// levels (R) int64; highest (M) float scratch.
+// Launch: iou, encode, decode and level are 1-D grid-stride loops over their outputs (iou per (i, j), encode per
+// box, decode per (box, class), level per RoI); box_match_kernel and box_low_quality_kernel run one thread per
+// prediction, each looping over the ground truths in order (reads quality[g, j] coalesced across threads);
 // box_row_max_kernel one block per ground truth (a row of tens of thousands of anchors; grid-stride over the
 // rows). Any grid; blocks a multiple of 32 threads (at most 1024).
 // Synchronization: none on the host. Bad input (a source box of non-positive size in encode, a negative or NaN
@@ -55,6 +61,18 @@ struct box_ops_args {
 };
 
 static_assert(sizeof(box_ops_args) == 208, "box_ops_args must match BoxOpsArgs in CudaBoxOpsKernels.cs");
+
+struct fpn_level_args {
+    unsigned long long rois;    // const float (R, 5)
+    unsigned long long levels;  // long long (R)
+    long long rows;             // R
+    int min_level;
+    int max_level;
+    int canonical_box_size;
+    int canonical_level;
+};
+
+static_assert(sizeof(fpn_level_args) == 40, "fpn_level_args must match FpnLevelArgs in CudaBoxOpsKernels.cs");
 
 __device__ __forceinline__ unsigned long long pack_floats(float high, float low)
 {
@@ -129,6 +147,19 @@ extern "C" __global__ void box_decode_kernel(const box_ops_args a)
         o[1] = __fsub_rn(pcy, hh);
         o[2] = __fadd_rn(pcx, hw);
         o[3] = __fadd_rn(pcy, hh);
+    }
+}
+
+extern "C" __global__ void box_fpn_level_kernel(const fpn_level_args a)
+{
+    const float* rois = reinterpret_cast<const float*>(a.rois);
+    long long* levels = reinterpret_cast<long long*>(a.levels);
+    const float canonical_size = (float)a.canonical_box_size, canonical_level = (float)a.canonical_level;
+    for (long long i = grid_first_index(); i < a.rows; i += grid_stride()) {
+        const float* b = rois + i * 5;
+        const float size = sqrtf(__fmul_rn(b[3] - b[1], b[4] - b[2]));
+        const float k = floorf(__fadd_rn(canonical_level, log2f(__fadd_rn(size / canonical_size, 1e-8f))));
+        levels[i] = k != k ? 0 : (long long)fminf(fmaxf(k, (float)a.min_level), (float)a.max_level) - a.min_level;
     }
 }
 

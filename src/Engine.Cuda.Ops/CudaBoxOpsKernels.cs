@@ -1,4 +1,4 @@
-// Launcher of kernels/box_ops.cu: pairwise IoU, the box coder's encode and decode, and the proposal matcher, for
+// Launcher of kernels/box_ops.cu: pairwise IoU, the box coder's encode and decode, FPN levels and the proposal matcher, for
 // CudaDetectionBackend, which checks shapes, dtypes and devices before it calls here. Every launch is queued on the
 // given stream; bad input found on the device goes to the CUDA backend's error record.
 using System.Runtime.CompilerServices;
@@ -34,6 +34,15 @@ internal struct BoxOpsArgs
     public int NumThresholds, AllowLowQuality, Reserved;
 }
 
+/// <summary>Mirror of <c>struct fpn_level_args</c> (40 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct FpnLevelArgs
+{
+    public ulong Rois, Levels;
+    public long Rows;
+    public int MinLevel, MaxLevel, CanonicalBoxSize, CanonicalLevel;
+}
+
 internal sealed class CudaBoxOpsKernels(CudaDevice device, KernelCompiler compiler) : KernelFamily(device, compiler, SourceFile, KernelNames)
 {
     public const string SourceFile = "box_ops.cu";
@@ -44,12 +53,13 @@ internal sealed class CudaBoxOpsKernels(CudaDevice device, KernelCompiler compil
     private const string Iou = "box_pairwise_iou_kernel";
     private const string Encode = "box_encode_kernel";
     private const string Decode = "box_decode_kernel";
+    private const string Level = "box_fpn_level_kernel";
     private const string Match = "box_match_kernel";
     private const string RowMax = "box_row_max_kernel";
     private const int RowMaxThreads = 512;
     private const string LowQuality = "box_low_quality_kernel";
 
-    public static IReadOnlyList<string> KernelNames { get; } = [Iou, Encode, Decode, Match, RowMax, LowQuality];
+    public static IReadOnlyList<string> KernelNames { get; } = [Iou, Encode, Decode, Level, Match, RowMax, LowQuality];
 
     /// <summary>iou (n, m) of boxes a (n, 4) and b (m, 4).</summary>
     public void PairwiseIou(ulong a, ulong b, ulong iou, long n, long m, CudaStream stream)
@@ -75,6 +85,17 @@ internal sealed class CudaBoxOpsKernels(CudaDevice device, KernelCompiler compil
         Launch(Decode, LaunchConfig.GridStride(Device, r * k), stream, new BoxOpsArgs
         {
             A = deltas, B = boxes, Out = output, Wx = w.X, Wy = w.Y, Ww = w.W, Wh = w.H, ScaleClamp = scaleClamp, Rows = r, Columns = k,
+        });
+    }
+
+    /// <summary>levels (r) int64 from rois (r, 5).</summary>
+    public void AssignFpnLevels(ulong rois, FpnLevelRule rule, ulong levels, long r, CudaStream stream)
+    {
+        if (r == 0) return;
+        Launch(Level, LaunchConfig.GridStride(Device, r), stream, new FpnLevelArgs
+        {
+            Rois = rois, Levels = levels, Rows = r, MinLevel = rule.MinLevel, MaxLevel = rule.MaxLevel,
+            CanonicalBoxSize = rule.CanonicalBoxSize, CanonicalLevel = rule.CanonicalLevel,
         });
     }
 

@@ -1,7 +1,7 @@
 // The detection backend of a cuda:N device: every member of IDetectionBackend on the stream of that device's
 // CudaBackend. ROIAlign runs through RoiAlignKernels (one forward launch over all levels; backward: clear, then
 // one atomic scatter), NMS through NmsKernels (class-aware when class ids are given), and pairwise IoU, the box
-// coder and the proposal matcher through box_ops.cu (CudaBoxOpsKernels).
+// coder, the FPN levels and the proposal matcher through box_ops.cu (CudaBoxOpsKernels).
 //
 // Host synchronizations, each where it happens:
 //   Nms                 one read of the kept count (the return value); the error record is checked after it
@@ -73,6 +73,14 @@ public sealed class CudaDetectionBackend : IDetectionBackend, IDisposable
         Float(op, nameof(boxes), boxes);
         Float(op, nameof(output), output);
         _boxes.Value.DecodeBoxes(Ptr(deltas), Ptr(boxes), weights, scaleClamp, Ptr(output), boxes.Size(0), deltas.Size(1) / 4, Stream);
+    }
+
+    public void AssignFpnLevels(Tensor rois, FpnLevelRule rule, Tensor levels)
+    {
+        const string op = "AssignRoisToLevels";
+        Float(op, nameof(rois), rois);
+        Long(op, nameof(levels), levels);
+        _boxes.Value.AssignFpnLevels(Ptr(rois), rule, Ptr(levels), rois.Size(0), Stream);
     }
 
     private static RoiAlignSpec Spec(RoiAlignGeometry g, int levels) =>

@@ -134,6 +134,27 @@ public sealed unsafe partial class CpuDetectionBackend : IDetectionBackend
         });
     }
 
+    public void AssignFpnLevels(Tensor rois, FpnLevelRule rule, Tensor levels)
+    {
+        var r = rois.Size(0);
+        var pr = rois.Data<float>();
+        var pl = levels.Data<long>();
+        for (var i = 0; i < r; i++)
+        {
+            var b = pr + i * 5;
+            pl[i] = FpnLevel(b[1], b[2], b[3], b[4], rule);
+        }
+    }
+
+    /// <summary>One box's level relative to rule.MinLevel, in float32 as detectron2 computes it (the CUDA kernel uses the
+    /// same expression): k = floor(canonical level + log2(sqrt(area) / canonical size + 1e-8)); NaN goes to the finest level.</summary>
+    internal static long FpnLevel(float x1, float y1, float x2, float y2, FpnLevelRule rule)
+    {
+        var size = MathF.Sqrt((x2 - x1) * (y2 - y1));
+        var k = MathF.Floor(rule.CanonicalLevel + MathF.Log2(size / rule.CanonicalBoxSize + 1e-8f));
+        return float.IsNaN(k) ? 0 : (long)Math.Clamp(k, rule.MinLevel, rule.MaxLevel) - rule.MinLevel;
+    }
+
     public void MatchProposals(Tensor quality, MatcherRule rule, Tensor matches, Tensor labels)
     {
         var (m, n) = (quality.Size(0), quality.Size(1));

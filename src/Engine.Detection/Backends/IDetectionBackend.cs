@@ -20,6 +20,11 @@ public readonly record struct BoxCoderWeights(double X, double Y, double W, doub
 /// per interval (labels.Count = thresholds.Count + 1, each -1 ignore, 0 negative, 1 positive).</summary>
 public sealed record MatcherRule(IReadOnlyList<double> Thresholds, IReadOnlyList<int> Labels, bool AllowLowQualityMatches);
 
+/// <summary>The FPN level rule of Lin et al., "Feature Pyramid Networks", Eqn. 1, as detectron2's assign_boxes_to_levels:
+/// a box of size s = sqrt(area) pools from level floor(CanonicalLevel + log2(s / CanonicalBoxSize + 1e-8)), clamped to
+/// [MinLevel, MaxLevel], evaluated in float32.</summary>
+public readonly record struct FpnLevelRule(int MinLevel, int MaxLevel, int CanonicalBoxSize = 224, int CanonicalLevel = 4);
+
 public interface IDetectionBackend
 {
     Device Device { get; }
@@ -44,6 +49,11 @@ public interface IDetectionBackend
     /// l, or null when that level needs no gradient) is overwritten with the bilinear scatter of gradOutput
     /// (R, C, Ph, Pw). Deterministic: the same inputs give bit-identical gradients on every run.</summary>
     void RoiAlignBackward(RoiAlignGeometry geometry, Tensor gradOutput, Tensor rois, Tensor? levels, IReadOnlyList<Tensor?> gradFeatures);
+
+    /// <summary>levels (R) int64 = each RoI's FPN level under <paramref name="rule"/>, relative to MinLevel (in [0, MaxLevel −
+    /// MinLevel]), from rois (R, 5) = (batch index, x1, y1, x2, y2). An RoI whose size is NaN (an inverted box, a NaN
+    /// coordinate) goes to the finest level.</summary>
+    void AssignFpnLevels(Tensor rois, FpnLevelRule rule, Tensor levels);
 
     /// <summary>Greedy NMS. boxes (R, 4), scores (R) float32; classIds (R) int64 or null (one class). Writes the kept
     /// indices, by decreasing score (ties: lower index first), to the start of keep (R) int64 and returns their count.

@@ -1,5 +1,6 @@
-// `engine selftest` rows of the detection ops: multi-level ROIAlign (forward and the gradient of every level) and
-// class-aware NMS, on the device asked for, against the double references (RoiAlignReference, BoxReference.Nms).
+// `engine selftest` rows of the detection ops: multi-level ROIAlign (forward and the gradient of every level), the
+// FPN level of each RoI and class-aware NMS, on the device asked for, against the double references
+// (RoiAlignReference, BoxReference.FpnLevel, BoxReference.Nms).
 // The CLI registers them with SelfTest.Register; on cuda:N they run the CUDA detection backend's kernels.
 using Engine.Detection.Reference;
 using Engine.Diagnostics;
@@ -20,6 +21,7 @@ public static class DetectionSelfTest
     public static IEnumerable<SelfTestCheck> Checks()
     {
         yield return new SelfTestCheck("roi_align", RoiAlignCheck);
+        yield return new SelfTestCheck("fpn_levels", FpnLevelsCheck);
         yield return new SelfTestCheck("batched_nms", BatchedNmsCheck);
     }
 
@@ -64,6 +66,36 @@ public static class DetectionSelfTest
         {
             foreach (var f in features) f.Dispose();
         }
+    }
+
+    private static IEnumerable<SelfTestResult> FpnLevelsCheck(Device device, Generator g)
+    {
+        // 97 boxes with sides from 2 to about 2200 px, so P2 to P5 and both clamps are reached; a box whose level
+        // lies within 1e-4 of a boundary is drawn again (float32 and the double definition may round it apart)
+        const int count = 97, minLevel = 2, maxLevel = 5;
+        var rois = new double[count * 5];
+        var expected = new long[count];
+        for (var i = 0; i < count; i++)
+        {
+            double[] box;
+            double k;
+            do
+            {
+                var (x1, y1) = (g.NextDouble() * 100, g.NextDouble() * 100);
+                box = SelfTest.AsFloat32([x1, y1, x1 + Math.Exp(0.7 + g.NextDouble() * 7), y1 + Math.Exp(0.7 + g.NextDouble() * 7)]);
+                k = 4 + Math.Log2(Math.Sqrt((box[2] - box[0]) * (box[3] - box[1])) / 224);
+            } while (Math.Abs(k - Math.Round(k)) < 1e-4);
+            rois[i * 5] = 0;
+            box.CopyTo(rois, i * 5 + 1);
+            expected[i] = BoxReference.FpnLevel(box, minLevel, maxLevel);
+        }
+        using var r = SelfTest.Upload(new RefTensor([count, 5], rois), device);
+        using var levels = RoiPooler.AssignRoisToLevels(r, new FpnLevelRule(minLevel, maxLevel));
+        var actual = levels.ToArray<long>();
+        var first = FirstDifference(actual, expected);
+        var same = first == count;
+        yield return new SelfTestResult("fpn_levels", "levels", device, same ? 0 : double.PositiveInfinity, 0,
+                                        same ? null : $"RoI {first} is on level {actual[first] + minLevel}, the definition puts it on {expected[first] + minLevel}");
     }
 
     private static IEnumerable<SelfTestResult> BatchedNmsCheck(Device device, Generator g)

@@ -1,7 +1,8 @@
 // Multi-level RoI pooling for FPN, as detectron2's ROIPooler: per-image boxes become (R, 5) RoIs with their
 // batch index, each RoI is assigned to a pyramid level by its size (FPN paper, Eqn. 1:
 // k = floor(k0 + log2(sqrt(area) / 224)), with k0 = 4 and 224 the canonical ImageNet box size, clamped to the
-// available levels), and all RoIs are pooled with ROIAlign in one multi-level pass, in their original order.
+// available levels) on the RoIs' device (IDetectionBackend.AssignFpnLevels: no host wait), and all RoIs are pooled
+// with ROIAlign in one multi-level pass, in their original order.
 namespace Engine.Detection;
 
 public sealed class RoiPooler
@@ -49,7 +50,7 @@ public sealed class RoiPooler
         using var rois = ConvertBoxesToPoolerFormat(boxLists);
         if (features.Count == 1)
             return DetectionOps.RoiAlign(features[0], rois, OutputSize, Scales[0], SamplingRatio, Aligned);
-        using var levels = AssignBoxesToLevels(boxLists, MinLevel, MaxLevel, CanonicalBoxSize, CanonicalLevel);
+        using var levels = AssignRoisToLevels(rois, new FpnLevelRule(MinLevel, MaxLevel, CanonicalBoxSize, CanonicalLevel));
         return DetectionOps.MultiLevelRoiAlign(features, Scales, rois, levels, OutputSize, SamplingRatio, Aligned);
     }
 
@@ -76,26 +77,32 @@ public sealed class RoiPooler
         }
     }
 
-    /// <summary>FPN level of each box, relative to minLevel: int64 (ΣR_i) in [0, maxLevel - minLevel], from
-    /// floor(canonicalLevel + log2(sqrt(area) / canonicalBoxSize + 1e-8)) clamped to [minLevel, maxLevel], evaluated in
-    /// float32 as detectron2 does.</summary>
+    /// <summary>FPN level of each RoI of rois (R, 5) = (batch index, x1, y1, x2, y2), relative to rule.MinLevel: int64 (R)
+    /// in [0, MaxLevel − MinLevel] on the RoIs' device, computed there without a host wait (see
+    /// <see cref="FpnLevelRule"/>; an RoI of NaN size goes to the finest level).</summary>
+    public static Tensor AssignRoisToLevels(Tensor rois, FpnLevelRule rule)
+    {
+        const string op = "AssignRoisToLevels";
+        if (rule.MaxLevel < rule.MinLevel) throw new ArgumentException($"{op}: maxLevel {rule.MaxLevel} is below minLevel {rule.MinLevel}.");
+        if (rule.CanonicalBoxSize <= 0) throw new ArgumentException($"{op}: canonical box size {rule.CanonicalBoxSize} must be positive.");
+        if (rois.DType != DType.Float32 || rois.Rank != 2 || rois.Size(1) != 5)
+            throw new ArgumentException($"{op}: rois must be float32 (R, 5) = (batch index, x1, y1, x2, y2), got {rois.DType.Name()}{ShapeUtil.Format(rois.Shape)}. " +
+                                        "Build them from per-image boxes with RoiPooler.ConvertBoxesToPoolerFormat.");
+        using var r = rois.Contiguous();
+        var levels = Tensor.Empty([rois.Size(0)], DType.Int64, rois.Device);
+        try { DetectionBackends.For(rois.Device).AssignFpnLevels(r, rule, levels); }
+        catch
+        {
+            levels.Dispose();
+            throw;
+        }
+        return levels;
+    }
+
+    /// <summary>FPN level of each box of the per-image lists, concatenated in order (see <see cref="AssignRoisToLevels"/>).</summary>
     public static Tensor AssignBoxesToLevels(IReadOnlyList<Tensor> boxLists, int minLevel, int maxLevel, int canonicalBoxSize = 224, int canonicalLevel = 4)
     {
-        if (maxLevel < minLevel) throw new ArgumentException($"AssignBoxesToLevels: maxLevel {maxLevel} is below minLevel {minLevel}.");
-        var result = new List<long>();
-        foreach (var boxes in boxLists)
-        {
-            Boxes.Check(boxes, "AssignBoxesToLevels");
-            var v = boxes.ToFloatArray();
-            for (var i = 0; i < v.Length; i += 4)
-            {
-                var size = MathF.Sqrt((v[i + 2] - v[i]) * (v[i + 3] - v[i + 1]));
-                var k = MathF.Floor(canonicalLevel + MathF.Log2(size / canonicalBoxSize + 1e-8f));
-                // an inverted box (negative area, NaN size) has no meaningful level: it goes to the finest
-                var level = float.IsNaN(k) ? minLevel : (long)Math.Clamp(k, minLevel, maxLevel);
-                result.Add(level - minLevel);
-            }
-        }
-        return Tensor.From<long>(result.ToArray(), [result.Count], boxLists.Count > 0 ? boxLists[0].Device : null);
+        using var rois = ConvertBoxesToPoolerFormat(boxLists);
+        return AssignRoisToLevels(rois, new FpnLevelRule(minLevel, maxLevel, canonicalBoxSize, canonicalLevel));
     }
 }

@@ -48,6 +48,7 @@ public sealed class KernelFamilyLayoutTests : IDisposable
         { GroupSoftmaxKernels.SourceFile, "group_softmax_args", KernelFamily.SizeOf<GroupSoftmaxArgs>() },
         { FisherMixingKernels.SourceFile, "crat_args", KernelFamily.SizeOf<CratArgs>() },
         { CudaBoxOpsKernels.SourceFile, "box_ops_args", KernelFamily.SizeOf<BoxOpsArgs>() },
+        { CudaBoxOpsKernels.SourceFile, "fpn_level_args", KernelFamily.SizeOf<FpnLevelArgs>() },
         { CudaLongTailKernels.SourceFile, "long_tail_args", KernelFamily.SizeOf<LongTailArgs>() },
     };
 

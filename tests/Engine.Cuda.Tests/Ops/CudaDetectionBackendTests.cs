@@ -92,6 +92,40 @@ public sealed class CudaDetectionBackendTests
         }, 5e-4, 1e-6);
     }
 
+    [CudaTheory]
+    [InlineData(0, 2, 5)]
+    [InlineData(1, 2, 5)]
+    [InlineData(3001, 2, 5)]
+    [InlineData(515, 3, 7)]
+    public void AssignFpnLevels(int r, int minLevel, int maxLevel)
+    {
+        var g = Fresh(out var seed);
+        // sides log-uniform from 1 to about 3000 px (every level and both clamps), and after them the boxes the rule
+        // treats apart: empty (level of size 0: the finest), inverted and NaN (NaN size: the finest), infinite (the coarsest)
+        var values = new float[r * 5];
+        for (var i = 0; i < r; i++)
+        {
+            var (x, y) = ((float)(g.NextDouble() * 500), (float)(g.NextDouble() * 500));
+            values[i * 5] = g.Next(2);
+            values[i * 5 + 1] = x;
+            values[i * 5 + 2] = y;
+            values[i * 5 + 3] = x + (float)Math.Exp(g.NextDouble() * 8);
+            values[i * 5 + 4] = y + (float)Math.Exp(g.NextDouble() * 8);
+        }
+        float[][] special = [[0, 5, 5, 5, 9], [0, 9, 9, 3, 12], [0, float.NaN, 1, 4, 4], [0, 0, 0, float.PositiveInfinity, 8]];
+        for (var i = 0; i < Math.Min(r / 100, special.Length); i++) special[i].CopyTo(values, (r - 1 - i) * 5);
+        using var rois = Tensor.From<float>(values, [r, 5]);
+        var rule = new FpnLevelRule(minLevel, maxLevel);
+        // exact: the same float expression (sqrtf and the division are IEEE; log2f and MathF.Log2 agree at the powers of
+        // two where a level changes, and a random size lands within an ulp of one with negligible probability)
+        Check($"AssignFpnLevels R={r} levels {minLevel}..{maxLevel}", seed, [rois], (d, x) =>
+        {
+            var levels = Tensor.Empty([r], DType.Int64, d);
+            On(d).AssignFpnLevels(x[0], rule, levels);
+            return [levels];
+        }, 0, 0);
+    }
+
     public static TheoryData<int, int, int, bool> RoiAlignCases => new()
     {
         // levels, rois, sampling ratio, aligned; levels = -2: two feature maps, no level tensor (all on level 0)

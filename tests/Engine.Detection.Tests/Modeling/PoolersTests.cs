@@ -26,6 +26,29 @@ public class PoolersTests
     }
 
     [Fact]
+    public void BoxesOfNoSizeGoToTheFinestLevelAndInfiniteOnesToTheCoarsest()
+    {
+        TestUtil.Fresh(out _);
+        // empty (size 0: log2(1e-8) ≈ −26.6, clamped), inverted (negative area: NaN size), a NaN coordinate (NaN size),
+        // an infinite box (+∞, clamped)
+        Assert.Equal([0L, 0L, 0L, 3L], Levels([5, 5, 5, 9], [9, 9, 3, 12], [float.NaN, 1, 4, 4], [0, 0, float.PositiveInfinity, 8]));
+    }
+
+    [Fact]
+    public void LevelAssignmentRejectsBadRoisAndRules()
+    {
+        TestUtil.Fresh(out _);
+        using var boxes = Tensor.From(new float[8], 2, 4);
+        var e = Assert.Throws<ArgumentException>(() => RoiPooler.AssignRoisToLevels(boxes, new FpnLevelRule(2, 5)));
+        Assert.Contains("rois must be float32 (R, 5)", e.Message);
+        using var rois = Tensor.From(new float[5], 1, 5);
+        e = Assert.Throws<ArgumentException>(() => RoiPooler.AssignRoisToLevels(rois, new FpnLevelRule(5, 2)));
+        Assert.Contains("maxLevel 2 is below minLevel 5", e.Message);
+        e = Assert.Throws<ArgumentException>(() => RoiPooler.AssignRoisToLevels(rois, new FpnLevelRule(2, 5, 0)));
+        Assert.Contains("canonical box size 0", e.Message);
+    }
+
+    [Fact]
     public void LevelsMatchTheFormulaOnRandomBoxes()
     {
         var g = TestUtil.Fresh(out var seed);
