@@ -103,6 +103,20 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
 
     private const int Candidates = 16;
 
+    /// <summary>Runs one cudnnFind* (its four descriptors in the call's own order), adds its wall time to the search
+    /// time and chooses from the results. HOST SYNC, once per shape and pass: cudnnFind* runs and times every candidate
+    /// algorithm.</summary>
+    private (int Algo, long Bytes, float Ms) Search(
+        delegate*<nint, nint, nint, nint, nint, int, out int, cudnnConvolutionAlgoPerf_t*, cudnnStatus_t> find, string call, Conv2dGeometry g,
+        nint first, nint second, nint convolution, nint last)
+    {
+        var results = stackalloc cudnnConvolutionAlgoPerf_t[Candidates];
+        var started = Stopwatch.GetTimestamp();
+        CuDnn.Check(find(_handle, first, second, convolution, last, Candidates, out var found, results), call, g.ToString());
+        _searchTime += Stopwatch.GetElapsedTime(started);
+        return Choose(call, g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
+    }
+
     public void Forward(Conv2dGeometry g, ulong x, ulong w, ulong bias, ulong y)
     {
         if (g.N == 0) return;
@@ -112,13 +126,8 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
             var p = For(g);
             if (p.ForwardAlgo < 0)
             {
-                var results = stackalloc cudnnConvolutionAlgoPerf_t[Candidates];
-                // HOST SYNC, once per shape: cudnnFind* runs and times every candidate algorithm.
-                var started = Stopwatch.GetTimestamp();
-                CuDnn.Check(CuDnn.cudnnFindConvolutionForwardAlgorithm(_handle, p.X, p.W, p.Conv, p.Y, Candidates, out var found, results),
-                            nameof(CuDnn.cudnnFindConvolutionForwardAlgorithm), g.ToString());
-                _searchTime += Stopwatch.GetElapsedTime(started);
-                (p.ForwardAlgo, p.ForwardBytes, p.ForwardMs) = Choose(nameof(CuDnn.cudnnFindConvolutionForwardAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
+                (p.ForwardAlgo, p.ForwardBytes, p.ForwardMs) =
+                    Search(&CuDnn.cudnnFindConvolutionForwardAlgorithm, nameof(CuDnn.cudnnFindConvolutionForwardAlgorithm), g, p.X, p.W, p.Conv, p.Y);
             }
             var workspace = _memory.Allocate(p.ForwardBytes);
             float one = 1, zero = 0;
@@ -144,13 +153,8 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
             var p = For(g);
             if (p.BackwardDataAlgo < 0)
             {
-                var results = stackalloc cudnnConvolutionAlgoPerf_t[Candidates];
-                // HOST SYNC, once per shape (algorithm search).
-                var started = Stopwatch.GetTimestamp();
-                CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm(_handle, p.W, p.Y, p.Conv, p.X, Candidates, out var found, results),
-                            nameof(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm), g.ToString());
-                _searchTime += Stopwatch.GetElapsedTime(started);
-                (p.BackwardDataAlgo, p.BackwardDataBytes, p.BackwardDataMs) = Choose(nameof(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
+                (p.BackwardDataAlgo, p.BackwardDataBytes, p.BackwardDataMs) =
+                    Search(&CuDnn.cudnnFindConvolutionBackwardDataAlgorithm, nameof(CuDnn.cudnnFindConvolutionBackwardDataAlgorithm), g, p.W, p.Y, p.Conv, p.X);
             }
             var workspace = _memory.Allocate(p.BackwardDataBytes);
             float one = 1, zero = 0;
@@ -175,13 +179,8 @@ internal sealed unsafe class CudnnConvolution : IConvolutionEngine
             var p = For(g);
             if (p.BackwardFilterAlgo < 0)
             {
-                var results = stackalloc cudnnConvolutionAlgoPerf_t[Candidates];
-                // HOST SYNC, once per shape (algorithm search).
-                var started = Stopwatch.GetTimestamp();
-                CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm(_handle, p.X, p.Y, p.Conv, p.W, Candidates, out var found, results),
-                            nameof(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm), g.ToString());
-                _searchTime += Stopwatch.GetElapsedTime(started);
-                (p.BackwardFilterAlgo, p.BackwardFilterBytes, p.BackwardFilterMs) = Choose(nameof(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm), g, new ReadOnlySpan<cudnnConvolutionAlgoPerf_t>(results, found));
+                (p.BackwardFilterAlgo, p.BackwardFilterBytes, p.BackwardFilterMs) =
+                    Search(&CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm, nameof(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithm), g, p.X, p.Y, p.Conv, p.W);
             }
             var workspace = _memory.Allocate(p.BackwardFilterBytes);
             float one = 1, zero = 0;
