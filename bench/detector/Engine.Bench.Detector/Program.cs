@@ -434,9 +434,9 @@ internal static class Bench
 
     /// <summary>Wall times of one step, in ms, and the process CPU time (all threads); Detections: what an inference
     /// call returned over its images (its post-processing's cost grows with how many scores pass the threshold, which
-    /// depends on the weights).</summary>
+    /// depends on the weights), null for a training step.</summary>
     private sealed record StepTimes(double Step, double Data, double Backbone, double Rpn, double RoiHeads, double BackwardStep, double Cpu,
-                                    int Detections = 0);
+                                    int? Detections = null);
 
     /// <summary>One training step: fetch the batch (data), the forward (split by the detector's stage timer), the summed
     /// losses' backward and the SGD step.</summary>
@@ -504,7 +504,7 @@ internal static class Bench
     private static void Log(string what, int step, int warmup, StepTimes s) =>
         Console.Error.WriteLine($"  engine {what} {(step < warmup ? "warm-up" : "step")} {step}: {s.Step:F0} ms (data {s.Data:F0}, backbone {s.Backbone:F0}, " +
                                 $"rpn {s.Rpn:F0}, roi_heads {s.RoiHeads:F0}, backward+step {s.BackwardStep:F0}; cpu {s.Cpu:F0})" +
-                                (what.EndsWith("infer", StringComparison.Ordinal) ? $", {s.Detections} detections" : ""));
+                                (s.Detections is { } n ? $", {n} detections" : ""));
 
     /// <summary>Median of each column over the timed steps, as `case metric ms` lines; the images/s come from the median step.</summary>
     private static void Report(string name, List<StepTimes> train, int trainBatch, List<StepTimes> infer, int inferBatch)
