@@ -1,8 +1,8 @@
 // Launcher of kernels/roi_align.cu: multi-level ROIAlign (torchvision semantics, aligned or not, fixed or adaptive
 // sampling) in one forward launch over every FPN level (grid y over the RoIs, x over one RoI's outputs), and a
 // backward of two launches (clear the level gradients, then one scatter into all of them, a block per RoI and group of
-// channels). The caller assigns each RoI its level (the pooler does, on the CPU) and passes it as an int64 array; the
-// level feature maps travel to the kernel by value in one argument struct.
+// channels). The caller assigns each RoI its level (the pooler does, on the RoIs' device) and passes it as an int64
+// array; the level feature maps travel to the kernel by value in one argument struct.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Engine.Cuda.Compilation;
