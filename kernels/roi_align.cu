@@ -20,10 +20,12 @@
 // An RoI whose batch index is not an integer in [0, N) or whose level is outside [0, levels) pools to NaN in the
 // forward (so the error shows in the output) and scatters nothing in the backward.
 //
-// Launch: blockIdx.y strides over the RoIs in both kernels (any grid height up to 65535), and one thread per block
+// Launch: blockIdx.y strides over the RoIs in all kernels (any grid height up to 65535), and one thread per block
 // computes the RoI's geometry into shared memory. Forward: the x dimension strides over the RoI's
 // ceil(C / ROI_ALIGN_CHANNELS)·Ph·Pw work items (any width and block size), one per bin (ph, pw) and group of
-// ROI_ALIGN_CHANNELS channels (the bin's taps are computed once for the group), over all levels at once. Backward,
+// ROI_ALIGN_CHANNELS channels (the bin's taps are computed once for the group), over all levels at once;
+// roi_align_forward_kernel sums tap by tap in the CPU backend's order, roi_align_forward_separable_kernel (same
+// launch) reads each pixel a bin touches once with its separable weight (see ROI_ALIGN_TILE). Backward,
 // two launches on one stream: roi_align_zero_kernel (blockIdx.y = level) clears every level's gradient (levels with a
 // null gradient pointer are skipped), then roi_align_backward_kernel, where blockIdx.x strides over groups of
 // ROI_ALIGN_BACKWARD_CHANNELS channels and the threads over the bins (any block size). A bin's weights are separable
@@ -162,9 +164,36 @@ __device__ __forceinline__ roi_geometry load_roi(const roi_align_args& a, long l
     return shared;
 }
 
-extern "C" __global__ void roi_align_forward_kernel(const roi_align_args a)
+// Side of the register tile of one bin's pixel weights. The bin's weight on pixel (y, x) is separable, Y(y)·X(x), with
+// Y (X) the sum of the bilinear row (column) weights of its valid sample rows (columns): a sample is valid when both
+// its coordinates are, so the pixels the bin touches are its touched rows × its touched columns. A bin whose samples
+// touch at most ROI_ALIGN_TILE pixels along each axis (bins up to about 5 pixels: every RoI of the usual FPN level
+// assignment) handles each touched pixel once: the backward adds it to the gradient once per channel, the separable
+// forward reads it once per channel. Larger bins go tap by tap, sample by sample.
+#define ROI_ALIGN_TILE 6
+
+// The row (column) weights Y (X) of one bin along an axis, from its samples' taps, and the mask of the pixels they
+// touch (bit u: pixel first + u), relative to `first`, the first sample's first tap. The caller has checked that the
+// samples span at most ROI_ALIGN_TILE pixels.
+__device__ __forceinline__ void axis_weights(double start, int grid, double step, int size, int first, float (&weights)[ROI_ALIGN_TILE],
+                                             unsigned int& touched)
 {
-    __shared__ roi_geometry shared;
+#pragma unroll
+    for (int u = 0; u < ROI_ALIGN_TILE; ++u) weights[u] = 0.0f;
+    touched = 0;
+    for (int i = 0; i < grid; ++i) {
+        axis_taps t;
+        if (!axis_taps_of(sample_at(start, i, step), size, t)) continue;
+#pragma unroll
+        for (int u = 0; u < ROI_ALIGN_TILE; ++u) weights[u] += (u == t.lo - first ? t.h : 0.0f) + (u == t.hi - first ? t.l : 0.0f);
+        touched |= (1u << (t.lo - first)) | (1u << (t.hi - first));
+    }
+}
+
+// The forward of both variants (Separable: see roi_align_forward_separable_kernel).
+template <bool Separable>
+__device__ __forceinline__ void roi_align_forward(const roi_align_args& a, roi_geometry& shared)
+{
     float* out = reinterpret_cast<float*>(a.output);
     const int bins = a.pooled_height * a.pooled_width;
     const int per_roi = a.channels * bins;
@@ -192,23 +221,54 @@ extern "C" __global__ void roi_align_forward_kernel(const roi_align_args a)
             float sum[ROI_ALIGN_CHANNELS];
 #pragma unroll
             for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k) sum[k] = 0.0f;
-            for (int iy = 0; iy < g.grid_h; ++iy) {
-                axis_taps ty;
-                if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, ty)) continue;
-                const long long row_lo = (long long)ty.lo * level.width, row_hi = (long long)ty.hi * level.width;
-                for (int ix = 0; ix < g.grid_w; ++ix) {
-                    axis_taps tx;
-                    if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, tx)) continue;
-                    const float w00 = ty.h * tx.h, w01 = ty.h * tx.l, w10 = ty.l * tx.h, w11 = ty.l * tx.l;
+            bool done = false;
+            if (Separable && samples > 0) {
+                // the pixels this bin can touch: from its first sample's taps to its last sample's (as the backward)
+                const int row0 = first_tap(sample_at(y_start, 0, g.step_h), level.height);
+                const int col0 = first_tap(sample_at(x_start, 0, g.step_w), level.width);
+                const int row1 = min(first_tap(sample_at(y_start, g.grid_h - 1, g.step_h), level.height) + 1, level.height - 1);
+                const int col1 = min(first_tap(sample_at(x_start, g.grid_w - 1, g.step_w), level.width) + 1, level.width - 1);
+                if (row1 - row0 < ROI_ALIGN_TILE && col1 - col0 < ROI_ALIGN_TILE) {
+                    float ys[ROI_ALIGN_TILE], xs[ROI_ALIGN_TILE];
+                    unsigned int rows, columns;
+                    axis_weights(y_start, g.grid_h, g.step_h, level.height, row0, ys, rows);
+                    axis_weights(x_start, g.grid_w, g.step_w, level.width, col0, xs, columns);
+                    const float* corner = plane + (long long)row0 * level.width + col0;
 #pragma unroll
-                    for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k) {
-                        if (k >= channels) break;
-                        const float* p = plane + k * plane_size;
-                        // the CPU backend's order: (lo, lo), (lo, hi), (hi, lo), (hi, hi)
-                        sum[k] += w00 * p[row_lo + tx.lo];
-                        sum[k] += w01 * p[row_lo + tx.hi];
-                        sum[k] += w10 * p[row_hi + tx.lo];
-                        sum[k] += w11 * p[row_hi + tx.hi];
+                    for (int u = 0; u < ROI_ALIGN_TILE; ++u) {
+                        if (!((rows >> u) & 1u)) continue;
+                        const float* line = corner + (long long)u * level.width;
+#pragma unroll
+                        for (int v = 0; v < ROI_ALIGN_TILE; ++v) {
+                            if (!((columns >> v) & 1u)) continue;
+                            const float w = ys[u] * xs[v];
+#pragma unroll
+                            for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k)
+                                if (k < channels) sum[k] += w * line[k * plane_size + v];
+                        }
+                    }
+                    done = true;
+                }
+            }
+            if (!done) {
+                for (int iy = 0; iy < g.grid_h; ++iy) {
+                    axis_taps ty;
+                    if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, ty)) continue;
+                    const long long row_lo = (long long)ty.lo * level.width, row_hi = (long long)ty.hi * level.width;
+                    for (int ix = 0; ix < g.grid_w; ++ix) {
+                        axis_taps tx;
+                        if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, tx)) continue;
+                        const float w00 = ty.h * tx.h, w01 = ty.h * tx.l, w10 = ty.l * tx.h, w11 = ty.l * tx.l;
+#pragma unroll
+                        for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k) {
+                            if (k >= channels) break;
+                            const float* p = plane + k * plane_size;
+                            // the CPU backend's order: (lo, lo), (lo, hi), (hi, lo), (hi, hi)
+                            sum[k] += w00 * p[row_lo + tx.lo];
+                            sum[k] += w01 * p[row_lo + tx.hi];
+                            sum[k] += w10 * p[row_hi + tx.lo];
+                            sum[k] += w11 * p[row_hi + tx.hi];
+                        }
                     }
                 }
             }
@@ -218,6 +278,25 @@ extern "C" __global__ void roi_align_forward_kernel(const roi_align_args a)
         }
         __syncthreads();   // the next RoI's load_roi overwrites shared only after every thread has read this one
     }
+}
+
+extern "C" __global__ void roi_align_forward_kernel(const roi_align_args a)
+{
+    __shared__ roi_geometry shared;
+    roi_align_forward<false>(a, shared);
+}
+
+// The separable forward (RoiAlignKernels.SeparableForward): the same outputs, summed in another order. A bin within
+// ROI_ALIGN_TILE pixels along each axis reads each pixel it touches once per channel, weighted by Y(y)·X(x), instead
+// of four taps per sample (a 2 × 2 grid of samples spanning 3 × 3 pixels: 9 reads instead of 16; 3 × 3 samples:
+// 16 instead of 36). It multiplies exactly the features the per-sample sum does (the touched rows × the touched
+// columns, a weight of 0 included), so a non-finite feature makes the same outputs non-finite: NaN features the
+// same NaNs; an infinite feature that a sample reads with weight 0 and another with a positive weight gives ±∞
+// here, where the per-sample sum (and the CPU backend) has ∞ · 0 = NaN.
+extern "C" __global__ void roi_align_forward_separable_kernel(const roi_align_args a)
+{
+    __shared__ roi_geometry shared;
+    roi_align_forward<true>(a, shared);
 }
 
 // Clears every level's gradient (N, C, H_l, W_l): blockIdx.y picks the level, the x dimension strides over it.
@@ -230,13 +309,6 @@ extern "C" __global__ void roi_align_zero_kernel(const roi_align_args a)
     const long long size = (long long)a.batch * a.channels * level.height * level.width;
     for (long long i = grid_first_index(); i < size; i += grid_stride()) grad[i] = 0.0f;
 }
-
-// Side of the register tile that collects one bin's scattered gradient before it goes to memory. The bin's weight
-// on pixel (y, x) is separable, Y(y)·X(x), with Y (X) the sum of the bilinear row (column) weights of its valid sample
-// rows (columns): a sample is valid when both its coordinates are. A bin whose samples touch at most
-// ROI_ALIGN_TILE pixels along each axis (bins up to about 5 pixels: every RoI of the usual FPN level assignment)
-// adds each touched pixel once; larger bins add every tap of every sample directly.
-#define ROI_ALIGN_TILE 6
 
 // Channels one backward block handles, and the floats of its shared tile: the RoI's whole footprint on the level for
 // each of those channels (a footprint up to 1024 pixels: RoIs up to about 30 × 30 pixels on their level, every RoI
@@ -303,22 +375,9 @@ extern "C" __global__ void roi_align_backward_kernel(const roi_align_args a)
                     const int col1 = min(first_tap(sample_at(x_start, g.grid_w - 1, g.step_w), level.width) + 1, level.width - 1);
                     if (row1 - row0 < ROI_ALIGN_TILE && col1 - col0 < ROI_ALIGN_TILE) {
                         float ys[ROI_ALIGN_TILE], xs[ROI_ALIGN_TILE];
-#pragma unroll
-                        for (int u = 0; u < ROI_ALIGN_TILE; ++u) ys[u] = xs[u] = 0.0f;
-                        for (int iy = 0; iy < g.grid_h; ++iy) {
-                            axis_taps t;
-                            if (!axis_taps_of(sample_at(y_start, iy, g.step_h), level.height, t)) continue;
-#pragma unroll
-                            for (int u = 0; u < ROI_ALIGN_TILE; ++u)
-                                ys[u] += (u == t.lo - row0 ? t.h : 0.0f) + (u == t.hi - row0 ? t.l : 0.0f);
-                        }
-                        for (int ix = 0; ix < g.grid_w; ++ix) {
-                            axis_taps t;
-                            if (!axis_taps_of(sample_at(x_start, ix, g.step_w), level.width, t)) continue;
-#pragma unroll
-                            for (int v = 0; v < ROI_ALIGN_TILE; ++v)
-                                xs[v] += (v == t.lo - col0 ? t.h : 0.0f) + (v == t.hi - col0 ? t.l : 0.0f);
-                        }
+                        unsigned int rows, columns;   // unused here: a pixel of weight 0 adds nothing to a gradient
+                        axis_weights(y_start, g.grid_h, g.step_h, level.height, row0, ys, rows);
+                        axis_weights(x_start, g.grid_w, g.step_w, level.width, col0, xs, columns);
 #pragma unroll
                         for (int u = 0; u < ROI_ALIGN_TILE; ++u) {
                             if (u > row1 - row0 || ys[u] == 0.0f) continue;

@@ -61,10 +61,17 @@ public sealed class RoiAlignKernels(CudaDevice device, KernelCompiler compiler)
     public const int MaxLevels = 5;
 
     private const string ForwardKernel = "roi_align_forward_kernel";
+    private const string SeparableForwardKernel = "roi_align_forward_separable_kernel";
     private const string ZeroKernel = "roi_align_zero_kernel";
     private const string BackwardKernel = "roi_align_backward_kernel";
 
-    public static IReadOnlyList<string> KernelNames { get; } = [ForwardKernel, ZeroKernel, BackwardKernel];
+    public static IReadOnlyList<string> KernelNames { get; } = [ForwardKernel, SeparableForwardKernel, ZeroKernel, BackwardKernel];
+
+    /// <summary>Forward with roi_align_forward_separable_kernel: a bin reads each pixel it touches once, with its
+    /// separable weight Y(y)·X(x), instead of four taps per sample. The same outputs within float rounding (the sum's
+    /// order differs, so not bit-identical to the CPU backend as the default forward is); off by default until it is
+    /// measured faster.</summary>
+    public bool SeparableForward { get; set; }
 
     /// <summary>output (R, C, Ph, Pw) from features[l] (N, C, H_l, W_l) and rois (R, 5) = (batch index, x1, y1, x2, y2)
     /// in image coordinates; levelOfRoi (R) int64 gives each RoI's level (null: all on level 0). Every output element
@@ -87,7 +94,7 @@ public sealed class RoiAlignKernels(CudaDevice device, KernelCompiler compiler)
         RequireDistinct(op, nameof(output), output, [("rois", rois.Buffer), .. features.Select((f, l) => ($"features[{l}]", (object?)f.Buffer))]);
         args.Output = output.Pointer;
         if (args.Count == 0) return;
-        Launch(ForwardKernel, PerRoi(args, rois.Shape[0]), stream, args);
+        Launch(SeparableForward ? SeparableForwardKernel : ForwardKernel, PerRoi(args, rois.Shape[0]), stream, args);
     }
 
     /// <summary>Overwrites gradFeatures[l] (each (N, C, H_l, W_l), or null for a level that needs no gradient) with the

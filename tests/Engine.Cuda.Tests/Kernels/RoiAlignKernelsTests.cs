@@ -1,7 +1,8 @@
 // kernels/roi_align.cu on a GPU against the double reference (Engine.Detection.Reference.RoiAlignReference, whose
 // backward the detection tests check against finite differences): several FPN levels in one launch with random
 // level assignment, aligned and not, adaptive and fixed sampling, boxes on and off the map border, degenerate
-// boxes, a level with no gradient, empty RoI lists, an invalid batch index, and outputs poisoned with NaN.
+// boxes, a level with no gradient, empty RoI lists, an invalid batch index, and outputs poisoned with NaN. Both
+// forwards (tap by tap, and the separable one) are checked on every case.
 using Engine.Cuda.Kernels;
 using Engine.Detection.Reference;
 using Engine.Reference;
@@ -14,6 +15,8 @@ public sealed class RoiAlignKernelsTests
 {
     // Forward: each output is a float sum of gh·gw·4 products of weights in [0, 1] and features in [-1, 1], divided by
     // gh·gw; with at most a few hundred terms the float rounding stays below ~300·6e-8 ≈ 2e-5 of the largest term (1).
+    // The separable forward sums fewer terms (one per touched pixel, its weight a product of two sums of at most gh
+    // (gw) weights): the same bound holds.
     // Backward: a gradient element sums the atomic float contributions of every bin that samples it, each below 1;
     // tens to hundreds of additions in any order keep the error below 5e-5 absolute. An indexing or weight error is O(0.1).
     private const double ForwardAbs = 2e-5, BackwardAbs = 5e-5, Rel = 1e-5;
@@ -62,6 +65,9 @@ public sealed class RoiAlignKernelsTests
             using var output = GpuContext.Poisoned(expected.Data.Length);
             RoiAlign.Forward(spec, views, roiView, levelBuffer, output);
             AssertClose(expected.Data, output.ToArray(), ForwardAbs, Rel, $"forward, {context}", random.Seed);
+            using var separable = GpuContext.Poisoned(expected.Data.Length);
+            SeparableRoiAlign.Forward(spec, views, roiView, levelBuffer, separable);
+            AssertClose(expected.Data, separable.ToArray(), ForwardAbs, Rel, $"separable forward, {context}", random.Seed);
 
             // backward, level 1 (when there is one) without a gradient
             var gradOutput = random.Uniform(expected.Data.Length, -1, 1);
@@ -113,9 +119,56 @@ public sealed class RoiAlignKernelsTests
 
         using var featureBuffer = Upload(features);
         using var roiBuffer = Upload(boxes);
-        using var output = GpuContext.Poisoned(expected.Length);
-        RoiAlign.Forward(spec, [DeviceView.Dense(featureBuffer, 2, 3, 11, 13)], DeviceView.Dense(roiBuffer, 6, 5), null, output);
-        AssertClose(expected, output.ToArray(), ForwardAbs, Rel, "single level, invalid batch indices", random.Seed);
+        foreach (var (kernels, name) in new[] { (RoiAlign, "tap by tap"), (SeparableRoiAlign, "separable") })
+        {
+            using var output = GpuContext.Poisoned(expected.Length);
+            kernels.Forward(spec, [DeviceView.Dense(featureBuffer, 2, 3, 11, 13)], DeviceView.Dense(roiBuffer, 6, 5), null, output);
+            AssertClose(expected, output.ToArray(), ForwardAbs, Rel, $"single level, invalid batch indices, {name}", random.Seed);
+        }
+    }
+
+    /// <summary>A non-finite feature makes the same outputs non-finite through both forwards (the separable one multiplies
+    /// the same pixels, a weight of 0 included, as the tap-by-tap one, which follows the CPU backend): NaN features give
+    /// NaN at the same outputs; an infinite one may give ±∞ where the tap by tap sum has ∞ · 0 = NaN.</summary>
+    [CudaTheory]
+    [InlineData(0, false)]
+    [InlineData(2, false)]
+    [InlineData(0, true)]
+    [InlineData(2, true)]
+    public void NonFiniteFeaturesReachTheSameOutputsThroughBothForwards(int ratio, bool infinities)
+    {
+        var random = new SeededRandom();
+        const int rois = 41, channels = 4;
+        var features = random.Uniform(2 * channels * 23 * 29, -1, 1);
+        float[] poison = infinities ? [float.PositiveInfinity, float.NegativeInfinity, float.NaN] : [float.NaN];
+        for (var i = 0; i < 40; i++) features[random.Random.Next(features.Length)] = poison[i % poison.Length];
+        var (boxes, _) = RandomRois(random, rois, 2, 1);
+        // every other RoI starts on a whole feature pixel and spans 14 of them (7 bins of 2): aligned, its samples then sit
+        // on whole pixels, where the upper tap of each has weight 0 (adaptive: 2 samples per bin; ratio 2 likewise)
+        for (var i = 0; i < rois; i += 2)
+        {
+            var (x, y) = (4f * random.Random.Next(15), 4f * random.Random.Next(9));
+            (boxes[i * 5 + 1], boxes[i * 5 + 2], boxes[i * 5 + 3], boxes[i * 5 + 4]) = (x, y, x + 56, y + 56);
+        }
+        var spec = new RoiAlignSpec(7, 7, [0.25], ratio, Aligned: true);
+        using var featureBuffer = Upload(features);
+        using var roiBuffer = Upload(boxes);
+        var view = DeviceView.Dense(featureBuffer, 2, channels, 23, 29);
+        const int count = rois * channels * 49;
+        using var tapByTap = GpuContext.Poisoned(count);
+        using var separable = GpuContext.Poisoned(count);
+        RoiAlign.Forward(spec, [view], DeviceView.Dense(roiBuffer, rois, 5), null, tapByTap);
+        SeparableRoiAlign.Forward(spec, [view], DeviceView.Dense(roiBuffer, rois, 5), null, separable);
+        var (expected, actual) = (tapByTap.ToArray(), separable.ToArray());
+        var context = $"ratio {ratio}, {(infinities ? "±∞ and NaN" : "NaN")} features, seed {random.Seed}";
+        Assert.True(expected.Take(count).Any(v => !float.IsFinite(v)) && expected.Take(count).Any(float.IsFinite), $"{context}: no mix of outputs");
+        for (var i = 0; i < count; i++)
+        {
+            var same = float.IsFinite(expected[i])
+                ? Math.Abs(actual[i] - expected[i]) <= ForwardAbs + Rel * Math.Abs(expected[i])
+                : !float.IsFinite(actual[i]) && (infinities || float.IsNaN(actual[i]));
+            if (!same) Assert.Fail($"output {i}: separable {actual[i]}, tap by tap {expected[i]} ({context})");
+        }
     }
 
     [CudaFact]
