@@ -139,6 +139,15 @@ extern "C" __global__ void minimum_forward_kernel(float* out, const float* a, co
     map_binary(out, a, b, map, [](float u, float v) { return (u < v || u != u) ? u : v; });
 }
 
+extern "C" __global__ void add_relu_forward_kernel(float* out, const float* a, const float* b, const strided_index_map map)
+{
+    // relu_forward_kernel's ReLU of the sum: NaN kept, −0 to +0
+    map_binary(out, a, b, map, [](float u, float v) {
+        const float s = u + v;
+        return (s > 0.0f || s != s) ? s : 0.0f;
+    });
+}
+
 // ---- backward -----------------------------------------------------------------------------------
 
 extern "C" __global__ void relu_backward_kernel(float* dx, const float* dy, const float* saved, const strided_index_map map)

@@ -79,6 +79,11 @@ public static class Tape
                 if (grads.Length != node.Edges.Length)
                     throw new InvalidOperationException($"Backward of '{node.Op}' returned {grads.Length} gradients for {node.Edges.Length} inputs.");
 
+                // a tensor returned for several inputs: its later occurrences become aliases before the first is consumed
+                // (reduced to its input's shape or accumulated into a leaf, either of which may dispose it)
+                for (var i = 1; i < grads.Length; i++)
+                    if (grads[i] is { } d && !ReferenceEquals(d, g) && Array.FindIndex(grads, 0, i, x => ReferenceEquals(x, d)) >= 0)
+                        grads[i] = d.Alias();
                 var owned = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
                 for (var i = 0; i < grads.Length; i++)
                 {

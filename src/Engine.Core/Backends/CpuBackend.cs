@@ -127,7 +127,7 @@ public sealed unsafe partial class CpuBackend : IBackend
             var dst = new Span<float>(py + off[0], len);
             var sa = len == 1 ? 1 : inner[1];
             var sb = len == 1 ? 1 : inner[2];
-            if (sa == 0 && sb != 0 && op is BinaryOp.Add or BinaryOp.Mul or BinaryOp.Maximum or BinaryOp.Minimum)
+            if (sa == 0 && sb != 0 && op is BinaryOp.Add or BinaryOp.Mul or BinaryOp.Maximum or BinaryOp.Minimum or BinaryOp.AddRelu)
             {
                 // commutative: put the broadcast scalar second
                 (sa, sb) = (sb, sa);
@@ -168,6 +168,10 @@ public sealed unsafe partial class CpuBackend : IBackend
                 case BinaryOp.Pow: TensorPrimitives.Pow(xs, bv, dst); return;
                 case BinaryOp.Maximum: TensorPrimitives.Max(xs, bv, dst); return;
                 case BinaryOp.Minimum: TensorPrimitives.Min(xs, bv, dst); return;
+                case BinaryOp.AddRelu:
+                    TensorPrimitives.Add(xs, bv, dst);
+                    TensorPrimitives.Max(dst, 0f, dst);
+                    return;
             }
             for (var i = 0; i < len; i++) dst[i] = Scalar(op, xs[i], bv);
             return;
@@ -191,12 +195,19 @@ public sealed unsafe partial class CpuBackend : IBackend
             case BinaryOp.Pow: TensorPrimitives.Pow(xs, ys, dst); break;
             case BinaryOp.Maximum: TensorPrimitives.Max(xs, ys, dst); break;
             case BinaryOp.Minimum: TensorPrimitives.Min(xs, ys, dst); break;
+            case BinaryOp.AddRelu:
+                TensorPrimitives.Add(xs, ys, dst);
+                TensorPrimitives.Max(dst, 0f, dst);
+                break;
             default:
                 for (var i = 0; i < len; i++) dst[i] = Scalar(op, xs[i], ys[i]);
                 break;
         }
         if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
     }
+
+    /// <summary>The ReLU of UnaryOp.Relu (TensorPrimitives.Max(x, 0)): NaN kept, −0 becomes +0.</summary>
+    private static float Relu(float v) => v > 0 || float.IsNaN(v) ? v : 0f;
 
     private static float Scalar(BinaryOp op, float a, float b) => op switch
     {
@@ -210,6 +221,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         BinaryOp.ReluBackward => b > 0 ? a : 0f,
         BinaryOp.SigmoidBackward => a * b * (1f - b),
         BinaryOp.TanhBackward => a * (1f - b * b),
+        BinaryOp.AddRelu => Relu(a + b),
         _ => throw new ArgumentOutOfRangeException(nameof(op), op, "not a float-valued op"),
     };
 

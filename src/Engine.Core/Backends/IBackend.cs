@@ -30,6 +30,8 @@ public enum BinaryOp
     SigmoidBackward,
     /// <summary>a * (1 - b^2): tanh backward with b = tanh output.</summary>
     TanhBackward,
+    /// <summary>max(a + b, 0), NaN kept: a residual sum and the ReLU after it in one pass (float32 only).</summary>
+    AddRelu,
 }
 
 public enum ReduceOp

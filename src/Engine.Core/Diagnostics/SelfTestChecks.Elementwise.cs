@@ -13,7 +13,7 @@ public static partial class SelfTest
     {
         foreach (var op in Enum.GetValues<UnaryOp>())
             yield return new SelfTestCheck(op.ToString().ToLowerInvariant(), (device, g) => UnaryCheck(op, device, g));
-        foreach (var op in new[] { BinaryOp.Add, BinaryOp.Sub, BinaryOp.Mul, BinaryOp.Div, BinaryOp.Pow, BinaryOp.Maximum, BinaryOp.Minimum })
+        foreach (var op in new[] { BinaryOp.Add, BinaryOp.Sub, BinaryOp.Mul, BinaryOp.Div, BinaryOp.Pow, BinaryOp.Maximum, BinaryOp.Minimum, BinaryOp.AddRelu })
             yield return new SelfTestCheck(op.ToString().ToLowerInvariant(), (device, g) => BinaryCheck(op, device, g));
         yield return new SelfTestCheck("where", WhereCheck);
     }
@@ -58,7 +58,7 @@ public static partial class SelfTest
         using var y = op switch
         {
             BinaryOp.Add => a + b, BinaryOp.Sub => a - b, BinaryOp.Mul => a * b, BinaryOp.Div => a / b,
-            BinaryOp.Pow => a.Pow(b), BinaryOp.Maximum => a.Maximum(b), _ => a.Minimum(b),
+            BinaryOp.Pow => a.Pow(b), BinaryOp.Maximum => a.Maximum(b), BinaryOp.AddRelu => a.AddRelu(b), _ => a.Minimum(b),
         };
         yield return Compare(name, "forward", device, RefTensor.Zip(ra, rb, (x, z) => ElementwiseReference.Binary(op, x, z)), y, ElementwiseTolerance);
         var u = RefTensor.Random(g, y.ShapeArray());

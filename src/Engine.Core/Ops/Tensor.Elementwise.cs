@@ -14,7 +14,7 @@ public sealed partial class Tensor
             throw new ArgumentException($"{name}: operand dtypes differ ({a.DType.Name()} {ShapeUtil.Format(a.Shape)} vs {b.DType.Name()} {ShapeUtil.Format(b.Shape)}); convert one with To(dtype).");
         var shape = ShapeUtil.Broadcast(a._shape, b._shape, name);
         var outType = op is >= BinaryOp.Eq and <= BinaryOp.Ge ? DType.UInt8 : a.DType;
-        if (op is BinaryOp.ReluBackward or BinaryOp.SigmoidBackward or BinaryOp.TanhBackward && a.DType != DType.Float32)
+        if (op is BinaryOp.ReluBackward or BinaryOp.SigmoidBackward or BinaryOp.TanhBackward or BinaryOp.AddRelu && a.DType != DType.Float32)
             throw new ArgumentException($"{name}: needs float32 operands.");
         var y = Empty(shape, outType, a.Device);
         using (var ea = a.BroadcastView(shape, name))
@@ -29,6 +29,26 @@ public sealed partial class Tensor
     {
         var y = BinaryOpCore(BinaryOp.Add, this, other, "add");
         if (Autograd.Tape.IsNeeded(this, other)) Autograd.Tape.Record(y, "add", [this, other], _ => g => [g, g]);
+        return y;
+    }
+
+    /// <summary>Relu(this + other) in one pass, with broadcasting: the same values as Add then Relu, bit for bit, without
+    /// the sum in between (ResNet's residual add and the ReLU after it). Float32 only. The gradient, g where the
+    /// output is positive and 0 elsewhere, goes to both operands.</summary>
+    public Tensor AddRelu(Tensor other)
+    {
+        var y = BinaryOpCore(BinaryOp.AddRelu, this, other, "add_relu");
+        if (Autograd.Tape.IsNeeded(this, other))
+            Autograd.Tape.Record(y, "add_relu", [this, other], node =>
+            {
+                // the output is positive exactly where the sum is, so it serves as the ReLU's saved tensor
+                var sy = node.Save(y);
+                return g =>
+                {
+                    var gs = g.ReluBackward(sy);
+                    return [gs, gs];
+                };
+            });
         return y;
     }
 

@@ -64,6 +64,7 @@ public static class ElementwiseReference
         BinaryOp.ReluBackward => b > 0 ? a : 0,
         BinaryOp.SigmoidBackward => a * b * (1 - b),
         BinaryOp.TanhBackward => a * (1 - b * b),
+        BinaryOp.AddRelu => Math.Max(a + b, 0),
         _ => throw new ArgumentOutOfRangeException(nameof(op)),
     };
 
@@ -77,6 +78,7 @@ public static class ElementwiseReference
         BinaryOp.Pow => (b * Math.Pow(a, b - 1), Math.Pow(a, b) * Math.Log(a)),
         BinaryOp.Maximum => a > b ? (1, 0) : a < b ? (0, 1) : (0.5, 0.5),
         BinaryOp.Minimum => a < b ? (1, 0) : a > b ? (0, 1) : (0.5, 0.5),
+        BinaryOp.AddRelu => a + b > 0 ? (1, 1) : (0, 0),
         _ => throw new ArgumentOutOfRangeException(nameof(op), op, "not differentiable"),
     };
 }

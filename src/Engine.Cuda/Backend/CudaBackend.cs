@@ -225,6 +225,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
         [BinaryOp.Div] = "div_forward_kernel", [BinaryOp.Pow] = "pow_forward_kernel", [BinaryOp.Maximum] = "maximum_forward_kernel",
         [BinaryOp.Minimum] = "minimum_forward_kernel", [BinaryOp.ReluBackward] = "relu_backward_kernel",
         [BinaryOp.SigmoidBackward] = "sigmoid_backward_kernel", [BinaryOp.TanhBackward] = "tanh_backward_kernel",
+        [BinaryOp.AddRelu] = "add_relu_forward_kernel",
     };
 
     public void Unary(UnaryOp op, Tensor x, Tensor y, double alpha, double beta)
@@ -256,7 +257,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
             LaunchElementwise(kernel, ref map, Ptr(y), Ptr(a), Ptr(b));
             return;
         }
-        if (op is BinaryOp.ReluBackward or BinaryOp.SigmoidBackward or BinaryOp.TanhBackward)
+        if (op is BinaryOp.ReluBackward or BinaryOp.SigmoidBackward or BinaryOp.TanhBackward or BinaryOp.AddRelu)
             throw new NotSupportedException($"{op} is not defined for {a.DType.Name()} tensors.");
         LaunchTensor("binary_generic_kernel", new TensorArgs
         {

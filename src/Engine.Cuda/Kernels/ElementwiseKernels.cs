@@ -38,6 +38,7 @@ public sealed class ElementwiseKernels : IDisposable
         [BinaryOp.ReluBackward] = "relu_backward_kernel",
         [BinaryOp.SigmoidBackward] = "sigmoid_backward_kernel",
         [BinaryOp.TanhBackward] = "tanh_backward_kernel",
+        [BinaryOp.AddRelu] = "add_relu_forward_kernel",
     };
 
     private static readonly Dictionary<BinaryOp, string> BinaryBackwardKernels = new()

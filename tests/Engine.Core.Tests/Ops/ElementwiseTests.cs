@@ -102,7 +102,7 @@ public class ElementwiseTests
     }
 
     public static TheoryData<BinaryOp> BinaryOps =>
-        new(BinaryOp.Add, BinaryOp.Sub, BinaryOp.Mul, BinaryOp.Div, BinaryOp.Pow, BinaryOp.Maximum, BinaryOp.Minimum);
+        new(BinaryOp.Add, BinaryOp.Sub, BinaryOp.Mul, BinaryOp.Div, BinaryOp.Pow, BinaryOp.Maximum, BinaryOp.Minimum, BinaryOp.AddRelu);
 
     private static Tensor Apply(BinaryOp op, Tensor a, Tensor b) => op switch
     {
@@ -113,6 +113,7 @@ public class ElementwiseTests
         BinaryOp.Pow => a.Pow(b),
         BinaryOp.Maximum => a.Maximum(b),
         BinaryOp.Minimum => a.Minimum(b),
+        BinaryOp.AddRelu => a.AddRelu(b),
         _ => throw new ArgumentOutOfRangeException(nameof(op)),
     };
 
@@ -185,6 +186,54 @@ public class ElementwiseTests
             TestUtil.AssertClose(ga, a.Grad!, $"{op} d/da {ShapeUtil.Format(sa)}⊕{ShapeUtil.Format(sb)}", seed);
             TestUtil.AssertClose(gb, b.Grad!, $"{op} d/db {ShapeUtil.Format(sa)}⊕{ShapeUtil.Format(sb)}", seed);
         }
+    }
+
+    /// <summary>AddRelu is Add then Relu bit for bit (NaN kept, −0 to +0), in values and gradients, on every broadcast
+    /// case and on a row long enough for the vectorized path.</summary>
+    [Fact]
+    public void AddReluIsAddThenReluBitForBit()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        foreach (var (sa, sb) in BroadcastCases.Append(([3, 1000], [3, 1000])))
+        {
+            var ra = RefTensor.Random(g, sa, -2, 2);
+            var rb = RefTensor.Random(g, sb, -2, 2);
+            using var a0 = ra.ToTensor();
+            using var b0 = rb.ToTensor();
+            // exact zeros of the sum (−0 + −0 = −0, 1.5 − 1.5 = +0), a NaN and an infinity where there is room
+            var av = a0.ToFloatArray();
+            var bv = b0.ToFloatArray();
+            if (av.Length >= 4 && bv.Length == av.Length)
+            {
+                (av[0], bv[0]) = (-0f, -0f);
+                (av[1], bv[1]) = (1.5f, -1.5f);
+                (av[2], av[3]) = (float.NaN, float.NegativeInfinity);
+            }
+            using var a = Tensor.From(av, sa).RequireGrad();
+            using var b = Tensor.From(bv, sb).RequireGrad();
+            using var a2 = Tensor.From(av, sa).RequireGrad();
+            using var b2 = Tensor.From(bv, sb).RequireGrad();
+            using var fused = a.AddRelu(b);
+            using var sum = a2.Add(b2);
+            using var separate = sum.Relu();
+            var what = $"{ShapeUtil.Format(sa)}⊕{ShapeUtil.Format(sb)} (seed {seed})";
+            Assert.True(Bits(separate).SequenceEqual(Bits(fused)), $"values differ, {what}");
+            using var u = RefTensor.Random(g, fused.ShapeArray()).ToTensor();
+            fused.Backward(u);
+            separate.Backward(u);
+            Assert.True(Bits(a2.Grad!).SequenceEqual(Bits(a.Grad!)), $"gradient of a differs, {what}");
+            Assert.True(Bits(b2.Grad!).SequenceEqual(Bits(b.Grad!)), $"gradient of b differs, {what}");
+        }
+
+        static int[] Bits(Tensor t) => t.ToFloatArray().Select(BitConverter.SingleToInt32Bits).ToArray();
+    }
+
+    [Fact]
+    public void AddReluNeedsFloatOperands()
+    {
+        using var a = Tensor.From<long>([1, -2], [2]);
+        var e = Assert.Throws<ArgumentException>(() => a.AddRelu(a));
+        Assert.Contains("add_relu", e.Message);
     }
 
     [Fact]

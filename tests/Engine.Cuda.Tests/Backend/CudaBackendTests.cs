@@ -129,7 +129,7 @@ public sealed partial class CudaBackendTests
                 b.Binary(op, t[0], expanded, y);
                 return [y];
             }, 1e-6, 2e-6);
-            if (op is BinaryOp.ReluBackward or BinaryOp.SigmoidBackward or BinaryOp.TanhBackward) continue;
+            if (op is BinaryOp.ReluBackward or BinaryOp.SigmoidBackward or BinaryOp.TanhBackward or BinaryOp.AddRelu) continue;
             Parity($"binary {op} int64", seed, [ia, ib], (b, d, t) =>
             {
                 var y = Out(d, shape, comparison ? DType.UInt8 : DType.Int64);

@@ -39,8 +39,7 @@ public abstract class ResNetBlock : Module<Tensor, Tensor>
         var projected = Shortcut?.Forward(x);
         try
         {
-            using var sum = branch.Add(projected ?? x);
-            return sum.Relu();
+            return branch.AddRelu(projected ?? x);
         }
         finally
         {
