@@ -164,6 +164,21 @@ __device__ __forceinline__ roi_geometry load_roi(const roi_align_args& a, long l
     return shared;
 }
 
+// The pixels one bin's samples can touch, per axis from its first sample's first tap to its last sample's last.
+struct bin_window {
+    int row0, col0, row1, col1;
+};
+
+__device__ __forceinline__ bin_window bin_window_of(const roi_geometry& g, const roi_align_level& level, double y_start, double x_start)
+{
+    bin_window w;
+    w.row0 = first_tap(sample_at(y_start, 0, g.step_h), level.height);
+    w.col0 = first_tap(sample_at(x_start, 0, g.step_w), level.width);
+    w.row1 = min(first_tap(sample_at(y_start, g.grid_h - 1, g.step_h), level.height) + 1, level.height - 1);
+    w.col1 = min(first_tap(sample_at(x_start, g.grid_w - 1, g.step_w), level.width) + 1, level.width - 1);
+    return w;
+}
+
 // Side of the register tile of one bin's pixel weights. The bin's weight on pixel (y, x) is separable, Y(y)·X(x), with
 // Y (X) the sum of the bilinear row (column) weights of its valid sample rows (columns): a sample is valid when both
 // its coordinates are, so the pixels the bin touches are its touched rows × its touched columns. A bin whose samples
@@ -223,17 +238,13 @@ __device__ __forceinline__ void roi_align_forward(const roi_align_args& a, roi_g
             for (int k = 0; k < ROI_ALIGN_CHANNELS; ++k) sum[k] = 0.0f;
             bool done = false;
             if (Separable && samples > 0) {
-                // the pixels this bin can touch: from its first sample's taps to its last sample's (as the backward)
-                const int row0 = first_tap(sample_at(y_start, 0, g.step_h), level.height);
-                const int col0 = first_tap(sample_at(x_start, 0, g.step_w), level.width);
-                const int row1 = min(first_tap(sample_at(y_start, g.grid_h - 1, g.step_h), level.height) + 1, level.height - 1);
-                const int col1 = min(first_tap(sample_at(x_start, g.grid_w - 1, g.step_w), level.width) + 1, level.width - 1);
-                if (row1 - row0 < ROI_ALIGN_TILE && col1 - col0 < ROI_ALIGN_TILE) {
+                const bin_window win = bin_window_of(g, level, y_start, x_start);
+                if (win.row1 - win.row0 < ROI_ALIGN_TILE && win.col1 - win.col0 < ROI_ALIGN_TILE) {
                     float ys[ROI_ALIGN_TILE], xs[ROI_ALIGN_TILE];
                     unsigned int rows, columns;
-                    axis_weights(y_start, g.grid_h, g.step_h, level.height, row0, ys, rows);
-                    axis_weights(x_start, g.grid_w, g.step_w, level.width, col0, xs, columns);
-                    const float* corner = plane + (long long)row0 * level.width + col0;
+                    axis_weights(y_start, g.grid_h, g.step_h, level.height, win.row0, ys, rows);
+                    axis_weights(x_start, g.grid_w, g.step_w, level.width, win.col0, xs, columns);
+                    const float* corner = plane + (long long)win.row0 * level.width + win.col0;
 #pragma unroll
                     for (int u = 0; u < ROI_ALIGN_TILE; ++u) {
                         if (!((rows >> u) & 1u)) continue;
@@ -368,11 +379,8 @@ extern "C" __global__ void roi_align_backward_kernel(const roi_align_args a)
 #pragma unroll
                     for (int k = 0; k < ROI_ALIGN_BACKWARD_CHANNELS; ++k) scaled[k] = k < channels ? first_dout[(long long)k * bins] / samples : 0.0f;
                     const double y_start = bin_start(g.y0, ph, g.bin_h), x_start = bin_start(g.x0, pw, g.bin_w);
-                    // the pixels this bin can touch: from its first sample's taps to its last sample's
-                    const int row0 = first_tap(sample_at(y_start, 0, g.step_h), level.height);
-                    const int col0 = first_tap(sample_at(x_start, 0, g.step_w), level.width);
-                    const int row1 = min(first_tap(sample_at(y_start, g.grid_h - 1, g.step_h), level.height) + 1, level.height - 1);
-                    const int col1 = min(first_tap(sample_at(x_start, g.grid_w - 1, g.step_w), level.width) + 1, level.width - 1);
+                    const bin_window win = bin_window_of(g, level, y_start, x_start);
+                    const int row0 = win.row0, col0 = win.col0, row1 = win.row1, col1 = win.col1;
                     if (row1 - row0 < ROI_ALIGN_TILE && col1 - col0 < ROI_ALIGN_TILE) {
                         float ys[ROI_ALIGN_TILE], xs[ROI_ALIGN_TILE];
                         unsigned int rows, columns;   // unused here: a pixel of weight 0 adds nothing to a gradient

@@ -71,13 +71,7 @@ public static class FrozenNormBench
             Func<Tensor>[] paths = relu ? [NormThenRelu, Fused] : [TwoPass, OnePass];
             for (var k = 0; k < 2; k++) Validate(name, k == 0 ? before : after, bn, x, gy, paths[k], relu);
 
-            var times = new double[2][];
-            for (var k = 0; k < 2; k++) times[k] = new double[repeats];
-            for (var k = 0; k < 2; k++) Step(paths[k], x, gy);   // warm-up
-            for (var i = 0; i < repeats; i++)
-                for (var k = 0; k < 2; k++)
-                    times[k][i] = Step(paths[k], x, gy);
-            var median = times.Select(t => { Array.Sort(t); return t[repeats / 2]; }).ToArray();
+            var median = AlternatingTimer.Medians(repeats, paths.Select(path => (Func<double>)(() => Step(path, x, gy))).ToArray());
             Console.WriteLine($"{name,-26} {layers,6} {median[0],12:F2} {median[1],12:F2} {median[0] / median[1],8:F2}x");
             Console.WriteLine($"{tag} {name.Split(' ')[0]} {median[0]:F4} {median[1]:F4}");
             for (var k = 0; k < 2; k++) perStep[k] += layers * median[k];

@@ -51,14 +51,8 @@ public static class NormBench
             Tensor Batch() => Tensor.BatchNorm(x, runningMean, runningVar, w, b, training: true);
             Validate(name, x, w, b, gy, Composed, Fused, Batch);
 
-            var times = new double[3][];
-            for (var k = 0; k < 3; k++) times[k] = new double[repeats];
             Func<Tensor>[] paths = [Composed, Fused, Batch];
-            for (var k = 0; k < 3; k++) Step(paths[k], x, w, b, gy);   // warm-up
-            for (var i = 0; i < repeats; i++)
-                for (var k = 0; k < 3; k++)
-                    times[k][i] = Step(paths[k], x, w, b, gy);
-            var median = times.Select(t => { Array.Sort(t); return t[repeats / 2]; }).ToArray();
+            var median = AlternatingTimer.Medians(repeats, paths.Select(path => (Func<double>)(() => Step(path, x, w, b, gy))).ToArray());
             Console.WriteLine($"{name,-22} {layers,6} {median[0],15:F2} {median[1],12:F2} {median[0] / median[1],8:F1}x {median[2],12:F2}");
             Console.WriteLine($"norm {name.Split(' ')[0]} {median[0]:F4} {median[1]:F4} {median[2]:F4}");
             for (var k = 0; k < 3; k++) perIteration[k] += layers * median[k];

@@ -40,13 +40,7 @@ public static class ResidualBench
             Func<Tensor>[] paths = [AddThenRelu, Fused];
             Validate(name, paths, branch, shortcut, gy);
 
-            var times = new double[2][];
-            for (var k = 0; k < 2; k++) times[k] = new double[repeats];
-            for (var k = 0; k < 2; k++) Step(paths[k], branch, shortcut, gy);   // warm-up
-            for (var i = 0; i < repeats; i++)
-                for (var k = 0; k < 2; k++)
-                    times[k][i] = Step(paths[k], branch, shortcut, gy);
-            var median = times.Select(t => { Array.Sort(t); return t[repeats / 2]; }).ToArray();
+            var median = AlternatingTimer.Medians(repeats, paths.Select(path => (Func<double>)(() => Step(path, branch, shortcut, gy))).ToArray());
             Console.WriteLine($"{name,-22} {blocks,6} {median[0],12:F2} {median[1],12:F2} {median[0] / median[1],8:F2}x");
             Console.WriteLine($"add-relu {name.Split(' ')[0]} {median[0]:F4} {median[1]:F4}");
             for (var k = 0; k < 2; k++) perStep[k] += blocks * median[k];
