@@ -53,6 +53,19 @@ __device__ __forceinline__ long long grid_stride()
     return (long long)gridDim.x * blockDim.x;
 }
 
+// Whether a grid-stride walk over `count` elements can index in 32 bits: the count and the grid's stride each fit in
+// 31 bits, so i + stride stays below 2^32 and an unsigned loop cannot wrap.
+__device__ __forceinline__ bool grid_walk_fits_32(long long count)
+{
+    return count <= 0x7fffffffLL && grid_stride() <= 0x7fffffffLL;
+}
+
+// The ReLU every kernel applies (relu_forward_kernel, the fused add and batch-norm ReLUs): NaN kept, −0 becomes +0.
+__device__ __forceinline__ float relu_value(float v)
+{
+    return (v > 0.0f || v != v) ? v : 0.0f;
+}
+
 // Whether a grid-stride walk over the map can do its index arithmetic in 32 bits: the element count,
 // every offset of the first N operands (Σ (size - 1)·|stride|) and the grid's stride each fit in 31 bits.
 // The division by each dimension's size is then a 32-bit one (the GPU has no divide instruction; the 64-bit
@@ -62,7 +75,7 @@ template <int N>
 __device__ __forceinline__ bool index_map_fits_32(const strided_index_map& map)
 {
     const long long limit = 0x7fffffffLL;
-    if (map.count > limit || grid_stride() > limit) return false;
+    if (!grid_walk_fits_32(map.count)) return false;
     for (int k = 0; k < N; ++k) {
         long long span = 0;
         for (int d = 0; d < map.rank; ++d) {

@@ -81,7 +81,7 @@ extern "C" __global__ void abs_forward_kernel(float* y, const float* x, const st
 
 extern "C" __global__ void relu_forward_kernel(float* y, const float* x, const strided_index_map map)
 {
-    map_unary(y, x, map, [](float v) { return (v > 0.0f || v != v) ? v : 0.0f; });
+    map_unary(y, x, map, [](float v) { return relu_value(v); });
 }
 
 extern "C" __global__ void sigmoid_forward_kernel(float* y, const float* x, const strided_index_map map)
@@ -141,11 +141,7 @@ extern "C" __global__ void minimum_forward_kernel(float* out, const float* a, co
 
 extern "C" __global__ void add_relu_forward_kernel(float* out, const float* a, const float* b, const strided_index_map map)
 {
-    // relu_forward_kernel's ReLU of the sum: NaN kept, −0 to +0
-    map_binary(out, a, b, map, [](float u, float v) {
-        const float s = u + v;
-        return (s > 0.0f || s != s) ? s : 0.0f;
-    });
+    map_binary(out, a, b, map, [](float u, float v) { return relu_value(u + v); });
 }
 
 // ---- backward -----------------------------------------------------------------------------------

@@ -247,12 +247,10 @@ extern "C" __global__ void batch_norm_forward_kernel(const norm_args a)
     auto value = [&](long long u, long long ch) {
         const float scale = (float)((double)rstd[ch] * (w == nullptr ? 1.0 : (double)w[ch]));
         const float v = affine_centered(x[u], mean[ch], scale, b == nullptr ? 0.0f : b[ch]);
-        // the ReLU as relu_forward_kernel computes it: NaN stays NaN
-        return a.relu != 0 && !(v > 0.0f || v != v) ? 0.0f : v;
+        return a.relu != 0 ? relu_value(v) : v;
     };
-    if (count <= 0x7fffffffLL && grid_stride() <= 0x7fffffffLL) {
-        // the channel of element u in 32-bit division (the 64-bit sequence is several times longer); u + stride
-        // stays below 2^32, so the unsigned loop cannot wrap
+    if (grid_walk_fits_32(count)) {
+        // the channel of element u in 32-bit division (the 64-bit sequence is several times longer)
         const unsigned int end = (unsigned int)count, stride = (unsigned int)grid_stride();
         const unsigned int s = (unsigned int)a.s, c = (unsigned int)a.c;
         for (unsigned int u = (unsigned int)grid_first_index(); u < end; u += stride) y[u] = value(u, (u / s) % c);

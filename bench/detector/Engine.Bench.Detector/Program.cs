@@ -41,7 +41,7 @@ if (args.Length == 0 || args[0] is not ("prepare" or "demo" or "r50" or "profile
     return Usage("the first argument is the mode: prepare, demo, r50 or profile");
 string? dir = null, root = null;
 var quick = false;
-var gpuRepeats = false;
+var gpuSteps = false;
 var tf32 = false;
 var device = Device.Cpu;
 CudnnApi? conv = null;
@@ -51,7 +51,7 @@ for (var i = 1; i < args.Length; i++)
     if (args[i] == "--dir" && i + 1 < args.Length) dir = args[++i];
     else if (args[i] == "--root" && i + 1 < args.Length) root = args[++i];
     else if (args[i] == "--quick") quick = true;
-    else if (args[i] == "--gpu-steps") gpuRepeats = true;
+    else if (args[i] == "--gpu-steps") gpuSteps = true;
     else if (args[i] == "--tf32") tf32 = true;
     else if (args[i] == "--device" && i + 1 < args.Length) device = Device.Parse(args[++i]);
     else if (args[i] == "--conv" && i + 1 < args.Length) conv = CudnnApis.Parse(args[++i]);
@@ -77,7 +77,7 @@ switch (args[0])
     case "prepare":
         Directory.CreateDirectory(dir);
         Bench.PrepareDemo(ConfigLoader.Load(demoConfigPath), dir, quick);
-        Bench.PrepareR50(ConfigLoader.Load(r50ConfigPath), dir, quick, gpuRepeats);
+        Bench.PrepareR50(ConfigLoader.Load(r50ConfigPath), dir, quick, gpuSteps);
         break;
     case "demo":
         Bench.RunDemo(ConfigLoader.Load(demoConfigPath), dir);
