@@ -3,8 +3,7 @@
 // the exit status 1), then times each kernel with CUDA events exactly as the peer was timed (warm-up, median of
 // REPEATS calls, the small cases rotating over 8 copies of their inputs) and prints one table with torchvision's
 // medians, the speed-ups, and for the bandwidth-bound kernels the GB/s reached as a fraction of the device-to-device
-// copy of the same bytes. LogN's statistics kernel is also timed with other block shapes (logn.update@CxS), and ROIAlign
-// with its separable forward (roi_align.forward@separable).
+// copy of the same bytes. LogN's statistics kernel is also timed with other block shapes (logn.update@CxS).
 //   dotnet Engine.Bench.Cuda.dll DIR [REPEATS=50]     (DIR holds inputs.safetensors and torch_ms.json)
 using System.Globalization;
 using System.Text.Json;
@@ -127,16 +126,8 @@ void Check(string what, float[] expected, float[] actual, double abs, double rel
     for (var l = 0; l < 4; l++) Check($"backward P{l + 2}", F($"roi_align.grad_p{l + 2}"), gradLevels[l].ToArray(), 1e-3, 1e-4);
     engineMs["roi_align.forward"] = Median(_ => roiAlign.Forward(spec, views, roiView, levelOf, pooled));
     engineMs["roi_align.backward"] = Median(_ => roiAlign.Backward(spec, DeviceView.Dense(gradOut, pooledShape), roiView, levelOf, gradViews));
-    // the separable forward (RoiAlignKernels.SeparableForward), checked first: roi_align.forward@separable
-    roiAlign.SeparableForward = true;
-    pooled.Fill(float.NaN);
-    roiAlign.Forward(spec, views, roiView, levelOf, pooled);
-    Check("forward (separable)", F("roi_align.pooled"), pooled.ToArray(), 2e-4, 1e-4);
-    engineMs["roi_align.forward@separable"] = Median(_ => roiAlign.Forward(spec, views, roiView, levelOf, pooled));
-    roiAlign.SeparableForward = false;
     var featureBytes = views.Sum(v => v.Count) * 4.0;
     bytesMoved["roi_align.forward"] = pooledCount * 4.0 + featureBytes;        // PERFORMANCE.md's floor: output + features once
-    bytesMoved["roi_align.forward@separable"] = bytesMoved["roi_align.forward"];
     bytesMoved["roi_align.backward"] = pooledCount * 4.0 + 2 * featureBytes;   // gradient read + level gradients cleared and scattered
     foreach (var b in levels.Concat(gradLevels)) b.Dispose();
     roiAlign.Dispose();

@@ -8,16 +8,12 @@ namespace Engine.Cuda.Tests.Kernels;
 internal static class KernelTestSupport
 {
     private static readonly Lazy<RoiAlignKernels> RoiAlignFamily = new(() => new RoiAlignKernels(GpuContext.Device, GpuContext.Compiler));
-    private static readonly Lazy<RoiAlignKernels> SeparableRoiAlignFamily =
-        new(() => new RoiAlignKernels(GpuContext.Device, GpuContext.Compiler) { SeparableForward = true });
     private static readonly Lazy<NmsKernels> NmsFamily = new(() => new NmsKernels(GpuContext.Device, GpuContext.Compiler));
     private static readonly Lazy<LogitNormKernels> LogitNormFamily = new(() => new LogitNormKernels(GpuContext.Device, GpuContext.Compiler));
     private static readonly Lazy<GroupSoftmaxKernels> GroupSoftmaxFamily = new(() => new GroupSoftmaxKernels(GpuContext.Device, GpuContext.Compiler));
     private static readonly Lazy<FisherMixingKernels> FisherMixingFamily = new(() => new FisherMixingKernels(GpuContext.Device, GpuContext.Compiler));
 
     public static RoiAlignKernels RoiAlign => RoiAlignFamily.Value;
-    /// <summary>ROIAlign with the separable forward (RoiAlignKernels.SeparableForward).</summary>
-    public static RoiAlignKernels SeparableRoiAlign => SeparableRoiAlignFamily.Value;
     public static NmsKernels Nms => NmsFamily.Value;
     public static LogitNormKernels LogitNorm => LogitNormFamily.Value;
     public static GroupSoftmaxKernels GroupSoftmax => GroupSoftmaxFamily.Value;
