@@ -304,14 +304,11 @@ extern "C" __global__ void roi_align_backward_kernel(const roi_align_args a)
         const long long plane_size = (long long)level.height * level.width;
         const int samples = g.grid_h * g.grid_w;
         if (g.valid && level.data && g.grid_h > 0 && g.grid_w > 0) {   // uniform across the block
-            // the RoI's footprint: from the first sample of the first bin to the last sample of the last bin, per axis
-            const int fr0 = first_tap(sample_at(bin_start(g.y0, 0, g.bin_h), 0, g.step_h), level.height);
-            const int fc0 = first_tap(sample_at(bin_start(g.x0, 0, g.bin_w), 0, g.step_w), level.width);
-            const int fr1 = min(first_tap(sample_at(bin_start(g.y0, a.pooled_height - 1, g.bin_h), g.grid_h - 1, g.step_h), level.height) + 1,
-                                level.height - 1);
-            const int fc1 = min(first_tap(sample_at(bin_start(g.x0, a.pooled_width - 1, g.bin_w), g.grid_w - 1, g.step_w), level.width) + 1,
-                                level.width - 1);
-            const int tile_h = fr1 - fr0 + 1, tile_w = fc1 - fc0 + 1;
+            // the RoI's footprint: from the first bin's first pixels to the last bin's last, per axis
+            const bin_window first = bin_window_of(g, level, bin_start(g.y0, 0, g.bin_h), bin_start(g.x0, 0, g.bin_w));
+            const bin_window last = bin_window_of(g, level, bin_start(g.y0, a.pooled_height - 1, g.bin_h), bin_start(g.x0, a.pooled_width - 1, g.bin_w));
+            const int fr0 = first.row0, fc0 = first.col0;
+            const int tile_h = last.row1 - fr0 + 1, tile_w = last.col1 - fc0 + 1;
             const bool tiled = tile_h >= 1 && tile_w >= 1 && (long long)tile_h * tile_w <= ROI_ALIGN_FOOTPRINT;
             const int tile_size = tiled ? tile_h * tile_w : 0;
             float* tile = tiled ? footprint : nullptr;
