@@ -175,6 +175,34 @@ public sealed class CudaLongTailBackend : ILongTailBackend, IDisposable
         _logitNorm.Value.UpdateRunningStatistics(View(Gpu, logits), momentum, Buffer<float>(Gpu, mean), Buffer<float>(Gpu, variance), Stream);
     }
 
+    public void StandardizeLogits(Tensor logits, double eps, Tensor y, Tensor inverseSd, Tensor? mean, Tensor? variance, double momentum)
+    {
+        const string op = "StandardizeLogits";
+        Float(op, nameof(logits), logits);
+        Float(op, nameof(y), y);
+        Float(op, nameof(inverseSd), inverseSd);
+        if ((mean is null) != (variance is null))
+            throw new ArgumentException($"{op}: pass both the running mean and variance, or neither.");
+        (DeviceBuffer<float>, DeviceBuffer<float>, double)? running = null;
+        if (mean is not null)
+        {
+            Float(op, nameof(mean), mean);
+            Float(op, nameof(variance), variance!);
+            running = (Buffer<float>(Gpu, mean), Buffer<float>(Gpu, variance!), momentum);
+        }
+        _logitNorm.Value.Standardize(View(Gpu, logits), eps, Buffer<float>(Gpu, y), Buffer<float>(Gpu, inverseSd), running, Stream);
+    }
+
+    public void StandardizeLogitsBackward(Tensor y, Tensor gradY, Tensor inverseSd, Tensor gradX)
+    {
+        const string op = "StandardizeLogitsBackward";
+        Float(op, nameof(y), y);
+        Float(op, nameof(gradY), gradY);
+        Float(op, nameof(inverseSd), inverseSd);
+        Float(op, nameof(gradX), gradX);
+        _logitNorm.Value.StandardizeBackward(View(Gpu, y), View(Gpu, gradY), Buffer<float>(Gpu, inverseSd), Buffer<float>(Gpu, gradX), Stream);
+    }
+
     public void MergeStatistics(Tensor logits, Tensor count, Tensor mean, Tensor m2)
     {
         const string op = "MergeStatistics";

@@ -1,7 +1,8 @@
 // Launcher of kernels/logit_norm.cu: LogN's per-column statistics of the class logits (the EMA update of the
 // running mean and variance, or the exact merge of a batch into count, mean and M2) and the test-time calibration
-// z' = (z − (μ − β)) / sd with the background column untouched, optionally followed by the softmax. The statistics
-// are updated in place on the device; nothing synchronizes.
+// z' = (z − (μ − β)) / sd with the background column untouched, optionally followed by the softmax, and `repo` mode's
+// batch standardization of the logits with its backward, the forward fused with the EMA update. The statistics are
+// updated in place on the device; nothing synchronizes.
 using System.Runtime.InteropServices;
 using Engine.Cuda.Compilation;
 
@@ -23,6 +24,22 @@ internal struct LogitNormArgs
     public int Softmax;
 }
 
+/// <summary>Mirror of <c>struct logit_standardize_args</c> (72 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct LogitStandardizeArgs
+{
+    public ulong Input;
+    public ulong Gradient;
+    public ulong Output;
+    public ulong InverseSd;
+    public ulong Mean;
+    public ulong Variance;
+    public double Momentum;
+    public double Eps;
+    public int Rows;
+    public int Columns;
+}
+
 public sealed class LogitNormKernels(CudaDevice device, KernelCompiler compiler)
     : KernelFamily(device, compiler, SourceFile, KernelNames)
 {
@@ -31,6 +48,8 @@ public sealed class LogitNormKernels(CudaDevice device, KernelCompiler compiler)
     private const string Update = "logit_norm_update_kernel";
     private const string CountKernel = "logit_norm_count_kernel";
     private const string CalibrateKernel = "logit_norm_calibrate_kernel";
+    private const string StandardizeKernel = "logit_norm_standardize_kernel";
+    private const string StandardizeBackwardKernel = "logit_norm_standardize_backward_kernel";
 
     private (int Columns, int Slices) _statisticsBlock = (32, 32);
 
@@ -50,7 +69,7 @@ public sealed class LogitNormKernels(CudaDevice device, KernelCompiler compiler)
         }
     }
 
-    public static IReadOnlyList<string> KernelNames { get; } = [Update, CountKernel, CalibrateKernel];
+    public static IReadOnlyList<string> KernelNames { get; } = [Update, CountKernel, CalibrateKernel, StandardizeKernel, StandardizeBackwardKernel];
 
     /// <summary>EMA update (section 2.1) in place, every column of logits (N ≥ 2, K): mean = (1 − m)·mean + m·a,
     /// variance = (1 − m)·variance + m·b with the batch mean a and unbiased batch variance b.</summary>
@@ -113,12 +132,67 @@ public sealed class LogitNormKernels(CudaDevice device, KernelCompiler compiler)
         Launch(CalibrateKernel, Resident(n, threads), stream, args);
     }
 
-    private void LaunchStatistics(LogitNormArgs args, CudaStream? stream)
+    /// <summary>`repo` mode's batch standardization (section 2.3) of logits (N ≥ 2, K): per column, y = (z − a)·r with the
+    /// batch mean a and r = 1/sqrt(biased batch variance + eps), written to <paramref name="output"/>, and r to
+    /// <paramref name="inverseSd"/> (K) for the backward. When <paramref name="running"/> is given, its mean and
+    /// variance (K) take the EMA update of UpdateRunningStatistics in the same launch.</summary>
+    public void Standardize(DeviceView logits, double eps, DeviceBuffer<float> output, DeviceBuffer<float> inverseSd,
+                            (DeviceBuffer<float> Mean, DeviceBuffer<float> Variance, double Momentum)? running = null, CudaStream? stream = null)
     {
-        var (columns, slices) = _statisticsBlock;
-        var blocks = (args.Columns + columns - 1) / columns;
-        var config = new LaunchConfig(new Dim3((uint)Math.Min(blocks, Device.MaxGridDimX)), new Dim3((uint)columns, (uint)slices));
-        Launch(Update, config, stream, args);
+        const string op = "LogitNormKernels.Standardize";
+        var (n, k) = Matrix(op, logits);
+        if (n < 2)
+            throw new ArgumentException($"{op}: logits has {n} rows; batch standardization needs at least 2.", nameof(logits));
+        if (!(eps >= 0) || double.IsInfinity(eps))
+            throw new ArgumentException($"{op}: eps {eps} must be finite and ≥ 0.", nameof(eps));
+        RequireBuffer(op, nameof(output), output, (long)n * k);
+        RequireBuffer(op, nameof(inverseSd), inverseSd, k);
+        RequireDistinct(op, nameof(output), output, ("logits", logits.Buffer), ("inverseSd", inverseSd));
+        RequireDistinct(op, nameof(inverseSd), inverseSd, ("logits", logits.Buffer));
+        var args = new LogitStandardizeArgs
+        {
+            Input = logits.Address, Output = output.Pointer, InverseSd = inverseSd.Pointer, Eps = eps, Rows = n, Columns = k,
+        };
+        if (running is var (mean, variance, momentum))
+        {
+            if (!(momentum > 0 && momentum <= 1))
+                throw new ArgumentException($"{op}: momentum {momentum} must be in (0, 1].", nameof(running));
+            RequireStatistics(op, logits, k, mean, variance);
+            foreach (var (name, buffer) in new[] { ("mean", mean), ("variance", variance) })
+                RequireDistinct(op, name, buffer, ("output", output), ("inverseSd", inverseSd));
+            (args.Mean, args.Variance, args.Momentum) = (mean.Pointer, variance.Pointer, momentum);
+        }
+        Launch(StandardizeKernel, StatisticsLaunch(k), stream, args);
+    }
+
+    /// <summary>Gradient of <see cref="Standardize"/> from its output y (N, K), the output gradient and r (K):
+    /// ∂L/∂z = r·(g − mean over rows of g − y·mean over rows of g·y), per column.</summary>
+    public void StandardizeBackward(DeviceView output, DeviceView gradOutput, DeviceBuffer<float> inverseSd, DeviceBuffer<float> gradLogits,
+                                    CudaStream? stream = null)
+    {
+        const string op = "LogitNormKernels.StandardizeBackward";
+        var (n, k) = Matrix(op, output);
+        if (n < 2)
+            throw new ArgumentException($"{op}: output has {n} rows; batch standardization needs at least 2.", nameof(output));
+        RequireDense(op, nameof(gradOutput), gradOutput, n, k);
+        RequireBuffer(op, nameof(inverseSd), inverseSd, k);
+        RequireBuffer(op, nameof(gradLogits), gradLogits, (long)n * k);
+        RequireDistinct(op, nameof(gradLogits), gradLogits, ("output", output.Buffer), ("gradOutput", gradOutput.Buffer), ("inverseSd", inverseSd));
+        var args = new LogitStandardizeArgs
+        {
+            Input = output.Address, Gradient = gradOutput.Address, Output = gradLogits.Pointer, InverseSd = inverseSd.Pointer, Rows = n, Columns = k,
+        };
+        Launch(StandardizeBackwardKernel, StatisticsLaunch(k), stream, args);
+    }
+
+    private void LaunchStatistics(LogitNormArgs args, CudaStream? stream) => Launch(Update, StatisticsLaunch(args.Columns), stream, args);
+
+    /// <summary>Blocks of StatisticsBlock threads, one per strip of columns (the kernels' grid-stride loop covers more).</summary>
+    private LaunchConfig StatisticsLaunch(int columns)
+    {
+        var (width, slices) = _statisticsBlock;
+        var blocks = (columns + width - 1) / width;
+        return new LaunchConfig(new Dim3((uint)Math.Min(blocks, Device.MaxGridDimX)), new Dim3((uint)width, (uint)slices));
     }
 
     private (int Rows, int Columns) Matrix(string op, DeviceView logits)

@@ -1,6 +1,7 @@
 // CPU logit statistics for LogN (section 2.1): per-column batch mean and unbiased variance by two passes in
-// double, fused with the running update (EMA, or Chan's exact merge). Columns are split into blocks; a block
-// walks all rows, so each column's sums are formed in row order whatever the thread count.
+// double, fused with the running update (EMA, or Chan's exact merge), and `repo` mode's batch standardization
+// (section 2.3) with its backward. Columns are split into blocks; a block walks all rows, so each column's sums
+// are formed in row order whatever the thread count.
 using System.Numerics.Tensors;
 
 namespace Engine.LongTail;
@@ -63,6 +64,71 @@ public sealed unsafe partial class CpuLongTailBackend
                 var b = ss[j - from] / (n - 1);
                 mu[j] = (float)((1 - momentum) * mu[j] + momentum * a[j - from]);
                 v[j] = (float)((1 - momentum) * v[j] + momentum * b);
+            }
+        });
+    }
+
+    public void StandardizeLogits(Tensor logits, double eps, Tensor y, Tensor inverseSd, Tensor? mean, Tensor? variance, double momentum)
+    {
+        var (n, k) = (logits.Size(0), logits.Size(1));
+        var x = logits.Data<float>();
+        var py = y.Data<float>();
+        var r = inverseSd.Data<float>();
+        var mu = mean is null ? null : mean.Data<float>();
+        var v = variance is null ? null : variance.Data<float>();
+        ForEachColumnBlock(n, k, (from, to, a, ss) =>
+        {
+            ColumnMoments(x, n, k, from, to, a, ss);
+            var w = to - from;
+            var scale = new double[w];
+            for (var j = 0; j < w; j++)
+            {
+                scale[j] = 1.0 / Math.Sqrt(ss[j] / n + eps);
+                r[from + j] = (float)scale[j];
+                if (mu is null) continue;
+                mu[from + j] = (float)((1 - momentum) * mu[from + j] + momentum * a[j]);
+                v![from + j] = (float)((1 - momentum) * v[from + j] + momentum * (ss[j] / (n - 1)));
+            }
+            for (var i = 0; i < n; i++)
+            {
+                var src = x + (long)i * k + from;
+                var dst = py + (long)i * k + from;
+                for (var j = 0; j < w; j++) dst[j] = (float)((src[j] - a[j]) * scale[j]);
+            }
+        });
+    }
+
+    public void StandardizeLogitsBackward(Tensor y, Tensor gradY, Tensor inverseSd, Tensor gradX)
+    {
+        var (n, k) = (y.Size(0), y.Size(1));
+        var py = y.Data<float>();
+        var pg = gradY.Data<float>();
+        var r = inverseSd.Data<float>();
+        var gx = gradX.Data<float>();
+        ForEachColumnBlock(n, k, (from, to, sumG, sumGy) =>
+        {
+            var w = to - from;
+            for (var i = 0; i < n; i++)
+            {
+                var yr = py + (long)i * k + from;
+                var gr = pg + (long)i * k + from;
+                for (var j = 0; j < w; j++)
+                {
+                    sumG[j] += gr[j];
+                    sumGy[j] += (double)gr[j] * yr[j];
+                }
+            }
+            for (var j = 0; j < w; j++)
+            {
+                sumG[j] /= n;
+                sumGy[j] /= n;
+            }
+            for (var i = 0; i < n; i++)
+            {
+                var yr = py + (long)i * k + from;
+                var gr = pg + (long)i * k + from;
+                var dst = gx + (long)i * k + from;
+                for (var j = 0; j < w; j++) dst[j] = (float)(r[from + j] * (gr[j] - sumG[j] - yr[j] * sumGy[j]));
             }
         });
     }

@@ -55,6 +55,16 @@ public interface ILongTailBackend
     /// unbiased variance b_k (two passes, double), then mean = (1 − m)·mean + m·a, variance = (1 − m)·variance + m·b.</summary>
     void UpdateRunningStatistics(Tensor logits, double momentum, Tensor mean, Tensor variance);
 
+    /// <summary>LogN `repo` mode's batch standardization (section 2.3) of logits (N ≥ 2, K), per column k: batch mean a_k
+    /// and S_k = Σ_i (z_ik − a_k)² (two passes, double), r_k = 1/sqrt(S_k/N + eps) written to inverseSd (K), and
+    /// y = (z − a)·r formed in double and rounded once. When mean and variance (K) are given, the same pass applies
+    /// UpdateRunningStatistics' EMA to them (momentum m, unbiased S_k/(N − 1)).</summary>
+    void StandardizeLogits(Tensor logits, double eps, Tensor y, Tensor inverseSd, Tensor? mean, Tensor? variance, double momentum);
+
+    /// <summary>Gradient of StandardizeLogits from its output y, the output gradient gradY (N, K) and r (K), per column:
+    /// gradX = r·(gradY − mean over rows of gradY − y·mean over rows of gradY·y), the sums in double.</summary>
+    void StandardizeLogitsBackward(Tensor y, Tensor gradY, Tensor inverseSd, Tensor gradX);
+
     /// <summary>LogN's exact statistics (section 2.1) in place: merges the batch into the running count (int64 [1]),
     /// per-column mean and sum of squared deviations m2 (K) by Chan's pairwise update, in double per column.</summary>
     void MergeStatistics(Tensor logits, Tensor count, Tensor mean, Tensor m2);

@@ -1,5 +1,6 @@
 // `engine selftest` rows of the long-tail ops: BAGS group softmax and log-softmax (forward and gradient) and LogN's
-// running statistics and calibration (with and without softmax), on the device asked for, against the double
+// running statistics, `repo` mode's batch standardization fused with them (forward, statistics, gradient) and the
+// calibration (with and without softmax), on the device asked for, against the double
 // references (SoftmaxLossReference, LogitNormReference). The CLI registers them with SelfTest.Register; on cuda:N
 // they run the CUDA long-tail backend's kernels.
 using Engine.Diagnostics;
@@ -23,6 +24,7 @@ public static class LongTailSelfTest
         yield return new SelfTestCheck("group_softmax", (d, g) => GroupSoftmaxCheck(d, g, log: false));
         yield return new SelfTestCheck("group_log_softmax", (d, g) => GroupSoftmaxCheck(d, g, log: true));
         yield return new SelfTestCheck("logn_statistics", LogNStatisticsCheck);
+        yield return new SelfTestCheck("logn_standardize", LogNStandardizeCheck);
         yield return new SelfTestCheck("logn_calibrate", LogNCalibrateCheck);
     }
 
@@ -61,6 +63,32 @@ public static class LongTailSelfTest
         LogitNormReference.EmaUpdate(SelfTest.AsFloat32(z.Data), n, k, momentum, em, ev);
         yield return SelfTest.Compare("logn_statistics", "running mean", device, new RefTensor([k], em), m, Tolerance);
         yield return SelfTest.Compare("logn_statistics", "running variance", device, new RefTensor([k], ev), v, Tolerance);
+    }
+
+    private static IEnumerable<SelfTestResult> LogNStandardizeCheck(Device device, Generator g)
+    {
+        // odd sizes; N ≥ 3 draws from [-5, 5] keep every column's sd well above the 1e-5 eps
+        var (n, k) = (3 + 2 * (int)g.NextInt64(20), 1 + 2 * (int)g.NextInt64(300));
+        const double momentum = 0.1, eps = 1e-5;
+        var z = RefTensor.Random(g, [n, k], -5, 5);
+        var mean = RefTensor.Random(g, [k], -1, 1);
+        var variance = RefTensor.Random(g, [k], 0.1, 2);
+        using var zt = SelfTest.Upload(z, device, requiresGrad: true);
+        using var m = SelfTest.Upload(mean, device);
+        using var v = SelfTest.Upload(variance, device);
+        using var y = LongTailOps.StandardizeLogits(zt, eps, (m, v, momentum));
+        var zf = SelfTest.AsFloat32(z.Data);
+        yield return SelfTest.Compare("logn_standardize", "forward", device, new RefTensor([n, k], LogitNormReference.Standardize(zf, n, k, eps)), y, Tolerance);
+        var (em, ev) = (SelfTest.AsFloat32(mean.Data), SelfTest.AsFloat32(variance.Data));
+        LogitNormReference.EmaUpdate(zf, n, k, momentum, em, ev);
+        yield return SelfTest.Compare("logn_standardize", "running mean", device, new RefTensor([k], em), m, Tolerance);
+        yield return SelfTest.Compare("logn_standardize", "running variance", device, new RefTensor([k], ev), v, Tolerance);
+        var u = RefTensor.Random(g, [n, k]);
+        using var gy = SelfTest.Upload(u, device);
+        y.Backward(gy);
+        yield return SelfTest.Compare("logn_standardize", "grad x", device,
+                                      new RefTensor([n, k], LogitNormReference.StandardizeBackward(zf, n, k, eps, SelfTest.AsFloat32(u.Data))), zt.Grad!,
+                                      GradientTolerance);
     }
 
     private static IEnumerable<SelfTestResult> LogNCalibrateCheck(Device device, Generator g)

@@ -1,6 +1,7 @@
 // The long-tail tensor ops: fused per-row losses (one backend pass writes every row's loss and the gradient
 // of the normalized sum, recorded as one autograd node whose backward scales that gradient), the segmented
-// (group) softmax of BAGS with its own backward, and the row normalization of the normalized classifiers.
+// (group) softmax of BAGS with its own backward, LogN's batch standardization of the logits (fused with the
+// running-statistics update), and the row normalization of the normalized classifiers.
 // Each op validates its arguments with messages that name the op, the shapes and the fix.
 using Engine.LongTail.Autograd;
 
@@ -149,6 +150,54 @@ public static class LongTailOps
             norm.Dispose();
         }
         return y;
+    }
+
+    /// <summary>LogN `repo` mode's affine-free batch normalization of logits (N ≥ 2, K) (section 2.3), one fused pass:
+    /// per column (z − batch mean)/sqrt(biased batch variance + eps). When <paramref name="running"/> is given, its mean
+    /// and variance (float32 [K], contiguous, on the logits' device) take the EMA update with the unbiased batch variance
+    /// in the same pass, as torch's BatchNorm1d does in training. Differentiable in the logits (one backward pass).</summary>
+    public static Tensor StandardizeLogits(Tensor logits, double eps, (Tensor Mean, Tensor Variance, double Momentum)? running = null)
+    {
+        const string op = "StandardizeLogits";
+        if (logits.DType != DType.Float32 || logits.Rank != 2)
+            throw new ArgumentException($"{op}: logits must be float32 [N, K], got {logits.DType.Name()} {ShapeUtil.Format(logits.Shape)}.");
+        var (n, k) = (logits.Size(0), logits.Size(1));
+        if (n < 2) throw new ArgumentException($"{op}: batch normalization needs at least 2 rows (RoIs) per batch, got {n}.");
+        if (!(eps >= 0) || double.IsInfinity(eps)) throw new ArgumentException($"{op}: eps must be finite and ≥ 0, got {eps}.");
+        if (running is var (rm, rv, momentum))
+        {
+            CheckVector(rm, k, DType.Float32, logits.Device, op, "running mean");
+            CheckVector(rv, k, DType.Float32, logits.Device, op, "running variance");
+            if (!rm.IsContiguous || !rv.IsContiguous || ReferenceEquals(rm.Storage, rv.Storage))
+                throw new ArgumentException($"{op}: the running mean and variance are updated in place: pass two contiguous tensors of separate storage.");
+            if (!(momentum > 0 && momentum <= 1)) throw new ArgumentException($"{op}: momentum must be in (0, 1], got {momentum}.");
+        }
+        var backend = LongTailBackends.For(logits.Device);
+        var y = Tensor.Empty([n, k], DType.Float32, logits.Device);
+        Tensor inverseSd;
+        using (DisposeScope.Suspend()) inverseSd = Tensor.Empty([k], DType.Float32, logits.Device);
+        try
+        {
+            using (var x = Raw(logits))
+                backend.StandardizeLogits(x, eps, y, inverseSd, running?.Mean, running?.Variance, running?.Momentum ?? 0);
+            if (CustomOp.IsNeeded(logits))
+                CustomOp.Record(y, "standardize_logits", [logits], save =>
+                {
+                    var (sy, sr) = (save(y), save(inverseSd));
+                    return g =>
+                    {
+                        using var gc = Raw(g);
+                        var gx = Tensor.Empty(sy.ShapeArray(), DType.Float32, sy.Device);
+                        LongTailBackends.For(sy.Device).StandardizeLogitsBackward(sy, gc, sr, gx);
+                        return [gx];
+                    };
+                });
+            return y;
+        }
+        finally
+        {
+            inverseSd.Dispose();
+        }
     }
 
     /// <summary>LogN's calibration of logits (N, K): (z − shift)/sd per column, followed by a row softmax when

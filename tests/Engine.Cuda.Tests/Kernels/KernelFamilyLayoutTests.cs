@@ -45,6 +45,7 @@ public sealed class KernelFamilyLayoutTests : IDisposable
         { RoiAlignKernels.SourceFile, "roi_align_args", KernelFamily.SizeOf<RoiAlignArgs>() },
         { NmsKernels.SourceFile, "nms_args", KernelFamily.SizeOf<NmsArgs>() },
         { LogitNormKernels.SourceFile, "logit_norm_args", KernelFamily.SizeOf<LogitNormArgs>() },
+        { LogitNormKernels.SourceFile, "logit_standardize_args", KernelFamily.SizeOf<LogitStandardizeArgs>() },
         { GroupSoftmaxKernels.SourceFile, "group_softmax_args", KernelFamily.SizeOf<GroupSoftmaxArgs>() },
         { FisherMixingKernels.SourceFile, "crat_args", KernelFamily.SizeOf<CratArgs>() },
         { CudaBoxOpsKernels.SourceFile, "box_ops_args", KernelFamily.SizeOf<BoxOpsArgs>() },

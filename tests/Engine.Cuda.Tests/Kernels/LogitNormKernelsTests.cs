@@ -2,7 +2,8 @@
 // (LongTailBackends.Cpu for the statistics, LogitNormCalibrator for the calibration): EMA updates repeated on one
 // state, the exact merge over batches of several sizes (one row, none), the calibration with a variance below the
 // 1e-11 floor and a zero variance, the background column bit-identical, the softmax scores, odd column counts and
-// an empty batch; outputs poisoned with NaN.
+// an empty batch; `repo` mode's batch standardization, forward (with and without the fused running update) and
+// backward, in several block shapes; outputs poisoned with NaN.
 using Engine.Cuda.Kernels;
 using Engine.LongTail;
 using Engine.LongTail.Reference;
@@ -178,6 +179,68 @@ public sealed class LogitNormKernelsTests
         AssertClose(Doubles(cpuScores.ToArray<float>()), scores.ToArray(), 1e-6, 1e-5, $"{context} scores", random.Seed);
     }
 
+    public static TheoryData<int, int, int, int> StandardizeCases => new()
+    {
+        { 2, 1, 32, 32 }, { 3, 2, 32, 32 }, { 513, 33, 32, 32 }, { 64, 1204, 32, 32 }, { 1000, 7, 32, 32 },
+        { 513, 37, 8, 128 }, { 200, 5, 1, 1 }, { 3, 1204, 64, 16 },
+    };
+
+    [CudaTheory]
+    [MemberData(nameof(StandardizeCases))]
+    public void StandardizeMatchesTheReferenceAndTheCpuBackend(int rows, int columns, int blockColumns, int slices)
+    {
+        using var kernels = new LogitNormKernels(GpuContext.Device, GpuContext.Compiler) { StatisticsBlock = (blockColumns, slices) };
+        var random = new SeededRandom();
+        var context = $"standardize ({rows}, {columns}), block {blockColumns}x{slices}";
+        const double eps = 1e-5;
+        var logits = random.Uniform((long)rows * columns, -8, 8);
+        // two rows: keep every column's gap ≥ 1, so 1/sd ≤ 2 and the tolerances below hold (see the CPU tests)
+        while (rows == 2 && Enumerable.Range(0, columns).Any(j => Math.Abs(logits[j] - logits[columns + j]) < 1))
+            logits = random.Uniform((long)rows * columns, -8, 8);
+        var gradient = random.Uniform((long)rows * columns, -1, 1);
+        var mean = random.Uniform(columns, -3, 3);
+        var variance = random.Uniform(columns, 0.1, 4);
+        using var logitBuffer = Upload(logits);
+        using var gradientBuffer = Upload(gradient);
+        using var meanBuffer = Upload(mean);
+        using var varianceBuffer = Upload(variance);
+        using var output = GpuContext.Poisoned((long)rows * columns);
+        using var inverseSd = GpuContext.Poisoned(columns);
+        using var gradLogits = GpuContext.Poisoned((long)rows * columns);
+        var view = DeviceView.Dense(logitBuffer, rows, columns);
+        kernels.Standardize(view, eps, output, inverseSd, (meanBuffer, varianceBuffer, 0.3));
+        kernels.StandardizeBackward(DeviceView.Dense(output, rows, columns), DeviceView.Dense(gradientBuffer, rows, columns), inverseSd, gradLogits);
+
+        // against the double definitions: y is formed in double and rounded once; the running statistics as the EMA
+        // update's (StatisticsAbs/Rel); the gradient reads the float y and 1/sd, whose roundings times |g| ≤ 1 and 1/sd of
+        // a few stay below 1e-5
+        var z = Doubles(logits);
+        AssertClose(LogitNormReference.Standardize(z, rows, columns, eps), output.ToArray(), 1e-6, 1e-6, $"{context} y", random.Seed);
+        var (_, unbiased) = LogitNormReference.BatchStatistics(z, rows, columns);
+        AssertClose(unbiased.Select(v => 1 / Math.Sqrt(v * (rows - 1) / rows + eps)).ToArray(), inverseSd.ToArray(), 1e-9, 1e-7, $"{context} 1/sd",
+                    random.Seed);
+        double[] expectedMean = Doubles(mean), expectedVariance = Doubles(variance);
+        LogitNormReference.EmaUpdate(z, rows, columns, 0.3, expectedMean, expectedVariance);
+        AssertClose(expectedMean, meanBuffer.ToArray(), StatisticsAbs, StatisticsRel, $"{context} running mean", random.Seed, guard: false);
+        AssertClose(expectedVariance, varianceBuffer.ToArray(), StatisticsAbs, StatisticsRel, $"{context} running variance", random.Seed, guard: false);
+        AssertClose(LogitNormReference.StandardizeBackward(z, rows, columns, eps, Doubles(gradient)), gradLogits.ToArray(), 1e-5, 1e-4,
+                    $"{context} gradient", random.Seed);
+
+        // and the CPU backend's results (the same formulas; only the order of the double sums differs)
+        using var cpuLogits = Tensor.From(logits, [rows, columns]);
+        using var cpuY = Tensor.Empty([rows, columns]);
+        using var cpuR = Tensor.Empty([columns]);
+        LongTailBackends.Cpu.StandardizeLogits(cpuLogits, eps, cpuY, cpuR, null, null, 0);
+        AssertClose(Doubles(cpuY.ToArray<float>()), output.ToArray(), 1e-6, 1e-6, $"{context} y vs CPU", random.Seed);
+
+        // without running statistics nothing else is written, and y is the same
+        using var untouched = Upload(mean);
+        using var again = GpuContext.Poisoned((long)rows * columns);
+        kernels.Standardize(view, eps, again, inverseSd);
+        AssertBitEqual(output.ToArray(), again.ToArray(), $"{context} y without the running update", random.Seed);
+        AssertBitEqual(mean, untouched.ToArray(), $"{context} a buffer not passed", random.Seed);
+    }
+
     [CudaFact]
     public void BadArgumentsAreRejected()
     {
@@ -194,6 +257,16 @@ public sealed class LogitNormKernelsTests
         Assert.Contains("mean holds 4", small.Message);
         var background = Assert.Throws<ArgumentException>(() => LogitNorm.Calibrate(DeviceView.Dense(logits, 12, 1), stats, other, false, other));
         Assert.Contains("background", background.Message);
+        var rows = Assert.Throws<ArgumentException>(() => LogitNorm.Standardize(DeviceView.Dense(logits, 1, 4), 1e-5, other, stats));
+        Assert.Contains("at least 2", rows.Message);
+        var aliased = Assert.Throws<ArgumentException>(() => LogitNorm.Standardize(DeviceView.Dense(logits, 3, 4), 1e-5, logits, stats));
+        Assert.Contains("output and logits are the same buffer", aliased.Message);
+        using var y = GpuContext.Device.Allocate<float>(12);
+        using var two = GpuContext.Device.Allocate<float>(2);
+        var shortMean = Assert.Throws<ArgumentException>(() => LogitNorm.Standardize(DeviceView.Dense(logits, 3, 4), 1e-5, y, stats, (two, other, 0.1)));
+        Assert.Contains("mean holds 2", shortMean.Message);
+        var gradient = Assert.Throws<ArgumentException>(() => LogitNorm.StandardizeBackward(DeviceView.Dense(y, 3, 4), DeviceView.Dense(logits, 4, 3), stats, other));
+        Assert.Contains("gradOutput has shape", gradient.Message);
         var block = Assert.Throws<ArgumentOutOfRangeException>(() => LogitNorm.StatisticsBlock = (64, 32));
         Assert.Contains("at most 1024 threads", block.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => LogitNorm.StatisticsBlock = (0, 8));

@@ -181,6 +181,30 @@ public sealed class CudaLongTailBackendTests
     }
 
     [CudaTheory]
+    [InlineData(2, 1)]
+    [InlineData(63, 37)]
+    [InlineData(512, 1204)]
+    public void StandardizeLogitsWithRunningStatistics(int n, int k)
+    {
+        var g = Fresh(out var seed);
+        // N = 2: the second row moved 3 further from the first, so 1/sd stays small (it scales every rounding)
+        var z = Normal(g, n * k, 3);
+        if (n == 2)
+            for (var j = 0; j < k; j++) z[k + j] += z[k + j] >= z[j] ? 3 : -3;
+        using var logits = Tensor.From<float>(z, [n, k]);
+        using var gy = Tensor.From<float>(Normal(g, n * k, 1), [n, k]);
+        var mean = Tensor.From<float>(Normal(g, k, 1), [k]);
+        var variance = Tensor.From<float>(Uniform(g, k, 0.5, 2), [k]);
+        Check($"StandardizeLogits / StandardizeLogitsBackward N={n} K={k}", seed, [logits, gy, mean, variance], (d, x) =>
+        {
+            var (y, r, gx) = (Empty(d, n, k), Empty(d, k), Empty(d, n, k));
+            On(d).StandardizeLogits(x[0], 1e-5, y, r, x[2], x[3], 1e-4);
+            On(d).StandardizeLogitsBackward(y, x[1], r, gx);
+            return [y, r, gx, x[2], x[3]];
+        }, 1e-5, 1e-5);
+    }
+
+    [CudaTheory]
     [InlineData(0, 4, true)]
     [InlineData(1, 1, false)]
     [InlineData(129, 81, true)]

@@ -7,7 +7,7 @@ namespace Engine.LongTail.Tests.Diagnostics;
 
 public class LongTailSelfTestTests
 {
-    private static readonly string[] Ops = ["group_softmax", "group_log_softmax", "logn_statistics", "logn_calibrate"];
+    private static readonly string[] Ops = ["group_softmax", "group_log_softmax", "logn_statistics", "logn_standardize", "logn_calibrate"];
 
     [Fact]
     public void EveryRowPassesOnTheCpuAndRegisteringTwiceAddsNothing()
@@ -19,7 +19,9 @@ public class LongTailSelfTestTests
             TestUtil.Fresh(out var seed);
             var results = SelfTest.Run(Device.Cpu, seed, c => Ops.Contains(c.Op)).ToList();
             Assert.Equal(["group_softmax forward", "group_softmax grad x", "group_log_softmax forward", "group_log_softmax grad x",
-                          "logn_statistics running mean", "logn_statistics running variance", "logn_calibrate logits", "logn_calibrate scores"],
+                          "logn_statistics running mean", "logn_statistics running variance", "logn_standardize forward",
+                          "logn_standardize running mean", "logn_standardize running variance", "logn_standardize grad x", "logn_calibrate logits",
+                          "logn_calibrate scores"],
                          results.Select(r => $"{r.Op} {r.Part}"));
             var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
             Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
