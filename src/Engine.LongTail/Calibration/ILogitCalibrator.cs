@@ -19,6 +19,12 @@ public interface ILogitCalibrator : IDisposable
     /// <summary>Test-time probabilities (N, C+1) from the calibrated logits, background column last.</summary>
     Tensor Scores(Tensor logits);
 
+    /// <summary>Where the state lives; updates run there.</summary>
+    Device Device { get; }
+
+    /// <summary>Moves the state to <paramref name="device"/> (the model's device, so updates need no host copy).</summary>
+    void To(Device device);
+
     StateDict StateDict();
 
     void LoadStateDict(IReadOnlyDictionary<string, Tensor> state);

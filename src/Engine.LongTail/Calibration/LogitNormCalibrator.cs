@@ -24,10 +24,10 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
     /// <summary>Variance below which a class is reported as degenerate (section 2.4).</summary>
     public const double DegenerateVariance = 1e-6;
 
-    private readonly Tensor _mean;
-    private readonly Tensor _variance;
-    private readonly Tensor _count;
-    private readonly Tensor _m2;
+    private Tensor _mean;
+    private Tensor _variance;
+    private Tensor _count;
+    private Tensor _m2;
     private bool _disposed;
 
     /// <param name="momentum">EMA momentum per update: 5e-5 in the statistics pass per one-image update; use
@@ -55,6 +55,27 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
 
     /// <summary>The floor of v_c before the square root of the calibration.</summary>
     public double VarianceFloor { get; }
+
+    /// <summary>Where the statistics live (the CPU until <see cref="To"/>); updates run there.</summary>
+    public Device Device => _mean.Device;
+
+    /// <summary>Moves the statistics to <paramref name="device"/>, so updates from logits on that device run there
+    /// without a copy to the host (a CUDA training step or statistics pass keeps them on the GPU).</summary>
+    public void To(Device device)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (device == Device) return;
+        using (GradMode.NoGrad())
+        using (DisposeScope.Suspend())
+        {
+            var moved = new[] { _mean, _variance, _count, _m2 }.Select(t => t.To(device)).ToArray();
+            _mean.Dispose();
+            _variance.Dispose();
+            _count.Dispose();
+            _m2.Dispose();
+            (_mean, _variance, _count, _m2) = (moved[0], moved[1], moved[2], moved[3]);
+        }
+    }
 
     /// <summary>The momentum m_B = 1 − (1 − m)^B of one update over B images that matches B per-image updates of m.</summary>
     public static double BatchMomentum(double perImageMomentum, int imagesPerBatch) => 1 - Math.Pow(1 - perImageMomentum, imagesPerBatch);
@@ -106,6 +127,23 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
         using var here = SigmoidWeights.OnDevice(x, _mean.Device);
         LongTailBackends.For(_mean.Device).UpdateRunningStatistics(here, momentum, _mean, _variance);
         Bump(_mean, _variance);
+    }
+
+    /// <summary>`repo` mode's batch standardization of the logits (LongTailOps.StandardizeLogits), with the EMA update
+    /// of μ and v by <paramref name="momentum"/> when it is given: in the same pass when the logits are on this
+    /// calibrator's device, else by a separate update on a copy of the logits.</summary>
+    internal Tensor Standardize(Tensor logits, double eps, double? momentum)
+    {
+        if (momentum is not { } m) return LongTailOps.StandardizeLogits(logits, eps);
+        if (logits.Device != Device)
+        {
+            var y = LongTailOps.StandardizeLogits(logits, eps);
+            UpdateRunning(logits, m);
+            return y;
+        }
+        var standardized = LongTailOps.StandardizeLogits(logits, eps, (_mean, _variance, m));
+        Bump(_mean, _variance);
+        return standardized;
     }
 
     private static void Bump(params Tensor[] ts)
@@ -242,8 +280,8 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
 
 /// <summary>LogN's `repo` mode training head (section 2.3): the logits pass through an affine-free batch normalization
 /// (per column, batch mean and biased batch variance, eps 1e-5) before softmax CE, and the calibrator's running
-/// statistics follow with the training momentum (1e-4) and the unbiased variance, as torch's BatchNorm1d does.
-/// Scores are the calibrator's calibrated scores.</summary>
+/// statistics follow with the training momentum (1e-4) and the unbiased variance, as torch's BatchNorm1d does, in the
+/// same fused pass (LongTailOps.StandardizeLogits). Scores are the calibrator's calibrated scores.</summary>
 public sealed class LogitNormSoftmaxLoss : ClassificationLoss
 {
     public LogitNormSoftmaxLoss(LogitNormCalibrator calibrator, double momentum = 1e-4, double eps = 1e-5)
@@ -258,29 +296,20 @@ public sealed class LogitNormSoftmaxLoss : ClassificationLoss
     public double TrainingMomentum { get; }
     public double Eps { get; }
 
-    /// <summary>(z − batch mean) / sqrt(biased batch variance + eps) per column; differentiable.</summary>
-    public Tensor Standardize(Tensor logits)
-    {
-        if (logits.Size(0) < 2)
-            throw new ArgumentException($"LogitNormSoftmaxLoss: batch normalization needs at least 2 RoIs per batch, got {logits.Size(0)}.");
-        using var mean = logits.Mean(0, keepDim: true);
-        using var centered = logits.Sub(mean);
-        using var squares = centered.Square();
-        using var variance = squares.Mean(0, keepDim: true);
-        using var shifted = variance.Add(Eps);
-        using var sd = shifted.Sqrt();
-        return centered.Div(sd);
-    }
+    /// <summary>(z − batch mean) / sqrt(biased batch variance + eps) per column (one fused pass); differentiable. The
+    /// running statistics are not touched.</summary>
+    public Tensor Standardize(Tensor logits) => Calibrator.Standardize(RequireBatch(logits), Eps, momentum: null);
 
     protected override Tensor ComputeLoss(Tensor logits, Tensor labels, long[] hostLabels, LossContext context)
     {
-        using var standardized = Standardize(logits);
-        var loss = Losses.CrossEntropy(standardized, labels);
-        if (context.UpdateState)
-            using (GradMode.NoGrad())
-                Calibrator.UpdateRunning(logits, TrainingMomentum);
-        return loss;
+        // the batch statistics of the normalization feed the calibrator's running statistics in the same pass
+        using var standardized = Calibrator.Standardize(RequireBatch(logits), Eps, context.UpdateState ? TrainingMomentum : null);
+        return Losses.CrossEntropy(standardized, labels);
     }
+
+    private static Tensor RequireBatch(Tensor logits) => logits.Size(0) >= 2
+        ? logits
+        : throw new ArgumentException($"LogitNormSoftmaxLoss: batch normalization needs at least 2 RoIs per batch, got {logits.Size(0)}.");
 
     protected override Tensor ComputeScores(Tensor logits) => Calibrator.Scores(logits);
 }

@@ -45,6 +45,7 @@ public static class DetectorCalibration
         var batch = config.Solver.ImsPerBatch;
         var exact = lt.Logn.Statistics == LognStatistics.Exact;
         using var exactPass = exact ? new LogitNormCalibrator(c, LogitStatisticsMode.Exact, varianceFloor: lt.Logn.VarianceFloor) : null;
+        exactPass?.To(device);   // the pass's statistics on the model's device, like the model's own (Push moved those)
         ILogitCalibrator pass = exactPass ?? model;
         model.Momentum = LogitNormCalibrator.BatchMomentum(lt.Logn.StatisticsMomentum, batch);
         var images = DetectorTraining.EpochImages(config, train.Records, lt.Logn.StatisticsEpochs, seed);

@@ -43,6 +43,7 @@ public sealed class DeviceTrainingTests
     [InlineData("crat.yaml", "MODEL.LONG_TAIL.EMBEDDING_AUGMENTER=rio", "MODEL.LONG_TAIL.RIO.BANK_MAX_IMAGES=24", "MODEL.LONG_TAIL.RIO.REPLAY_PER_CLASS=4",
                 "MODEL.LONG_TAIL.RIO.QUEUE_CAPACITY=8", "MODEL.LONG_TAIL.RIO.RANDOM_SELECT=true")]
     [InlineData("rio.yaml")]
+    [InlineData("faster_rcnn_r18_fpn.yaml", "MODEL.LONG_TAIL.CALIBRATOR=logn", "MODEL.LONG_TAIL.LOGN.MODE=repo")]
     public void DeviceRunEqualsTheCpuRunBitForBit(string file, params string[] more)
     {
         var cpu = Toy.TempDir();
@@ -136,7 +137,8 @@ public sealed class DeviceTrainingTests
     /// and the NMS count that size the RPN's output (the pooler's FPN levels are computed on the device). Per batch:
     /// the RoI labels, read once by FastRcnnOutputLayers.Losses for the classification loss's checks and bookkeeping and
     /// the box regression's foreground rows, and the loss values the trainer logs and checks (one read of all). The
-    /// long-tail losses add none (their statistics stay on the device: EQLv2's gradient sums; Seesaw's counts and
+    /// long-tail losses add none (their statistics stay on the device: EQLv2's gradient sums, LogN's running statistics in
+    /// repo mode; Seesaw's counts and
     /// Federated's draws come from the host labels; BAGS's group offsets stay on the host); gradient clipping adds one
     /// (the norms, all parameters' in one read: BAGS clips, and both clip types are checked on the baseline); CRAT adds one, its extra loss summed in double for the log; RIO
     /// five, its queues being host arrays that take the batch's embeddings, labels and boxes (and a label check).</summary>
@@ -149,6 +151,7 @@ public sealed class DeviceTrainingTests
     [InlineData("crat.yaml", 2, 1)]
     [InlineData("rio.yaml", 2, 5)]
     [InlineData("bags.yaml", 2, 1)]
+    [InlineData("faster_rcnn_r18_fpn.yaml", 2, 0, "MODEL.LONG_TAIL.CALIBRATOR=logn", "MODEL.LONG_TAIL.LOGN.MODE=repo")]
     [InlineData("faster_rcnn_r18_fpn.yaml", 2, 1, "SOLVER.CLIP_GRADIENTS.ENABLED=true", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE=norm")]
     [InlineData("faster_rcnn_r18_fpn.yaml", 2, 1, "SOLVER.CLIP_GRADIENTS.ENABLED=true", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE=full_model")]
     public void TrainingStepWaitsForTheDeviceOnlyWhereDataDecides(string file, int images, int extra, params string[] more)
@@ -188,6 +191,9 @@ public sealed class DeviceTrainingTests
         foreach (var (name, t) in state) Assert.True(t.Device == Cuda, $"optimizer state {name} is on {t.Device}");
         // the statistics a loss updates from device results every step follow the logits (Seesaw's counts and the
         // generators' states are host bookkeeping and may stay)
+        // LogN's calibrator keeps its working copy beside the model's buffers (repo mode updates it every step)
+        if (run.Detector.RoiHeads.BoxPredictor.Calibrator is { } calibrator)
+            Assert.True(calibrator.Device == Cuda, $"the calibrator's statistics are on {calibrator.Device}");
         var loss = run.Detector.RoiHeads.BoxPredictor.ClassificationLoss;
         if (loss is Engine.LongTail.Eqlv2Loss or Engine.LongTail.FcblLoss)
         {

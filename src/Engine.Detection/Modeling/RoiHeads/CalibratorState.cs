@@ -3,7 +3,8 @@
 // checkpoint, `engine calibrate` output and `engine infer` load carries them. The calibrator object keeps its own
 // working copy; the predictor pushes the buffers into it before each use and pulls them back after a training step
 // that may have moved them (LogN's repo-mode head updates its running statistics in the loss), so the buffers are the
-// persisted truth. Names are the calibrator's state names ("running_mean", "running_var").
+// persisted truth. The working copy follows the buffers' device, so on a GPU neither direction waits for the host.
+// Names are the calibrator's state names ("running_mean", "running_var").
 using Engine.LongTail;
 using Engine.Nn;
 
@@ -30,9 +31,11 @@ public sealed class CalibratorState : Module
 
     public ILogitCalibrator Calibrator { get; }
 
-    /// <summary>Buffers → calibrator (before the calibrator is used).</summary>
+    /// <summary>Buffers → calibrator (before the calibrator is used); the calibrator first follows the buffers to their
+    /// device (the model's), so its updates run there.</summary>
     public void Push()
     {
+        if (_buffers.Count > 0 && _buffers[0].Buffer.Value.Device is var device && Calibrator.Device != device) Calibrator.To(device);
         var state = _buffers.ToDictionary(b => b.Name, b => b.Buffer.Value, StringComparer.Ordinal);
         Calibrator.LoadStateDict(state);
     }
