@@ -147,6 +147,30 @@ keep("logn.var1", var)
 keep("logn.calibrated", tv_logn_calibrate(logits[0], False))
 keep("logn.scores", tv_logn_calibrate(logits[0], True))
 
+# LogN `repo` mode: the affine-free batch normalization of the logits in training, with its running statistics
+# (torch's batch_norm is the peer: the same batch mean, biased variance for the output, unbiased for the EMA)
+bn_mean, bn_var = mean0.clone(), var0.clone()
+
+
+def tv_logn_standardize(z, m, v):
+    return torch.nn.functional.batch_norm(z, m, v, None, None, True, 1e-4, 1e-5)
+
+
+with torch.no_grad():
+    timings["logn.standardize"] = median_ms(lambda i: tv_logn_standardize(logits[i % ROTATE], bn_mean, bn_var))
+st_leaves = [z.clone().requires_grad_(True) for z in logits]
+st_out = [tv_logn_standardize(z, bn_mean, bn_var) for z in st_leaves]
+st_gy = torch.randn(rows, cols, device=device)
+timings["logn.standardize_backward"] = median_ms(lambda i: torch.autograd.grad(st_out[i % ROTATE], st_leaves[i % ROTATE], st_gy, retain_graph=True))
+bn_mean, bn_var = mean0.clone(), var0.clone()
+st_leaf = logits[0].clone().requires_grad_(True)
+st_y = tv_logn_standardize(st_leaf, bn_mean, bn_var)
+keep("logn.standardize.y", st_y)
+keep("logn.standardize.mean1", bn_mean)
+keep("logn.standardize.var1", bn_var)
+keep("logn.standardize.grad_y", st_gy)
+keep("logn.standardize.grad_x", torch.autograd.grad(st_y, st_leaf, st_gy)[0])
+
 # BAGS groups of LVIS v1 (background + others; then 0-10, 10-100, 100-1000, >1000 training instances, each with its
 # "others" column): 2 + 314 + 461 + 336 + 91 = 1204 columns
 offsets = [0, 2, 316, 777, 1113, 1204]

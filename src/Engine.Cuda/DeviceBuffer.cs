@@ -1,5 +1,5 @@
 // A typed block of device memory (cuMemAlloc) owned by a SafeHandle, with synchronous copies to and
-// from host spans. Copies go through the legacy default stream, which orders them after earlier work
+// from host spans and a queued device-to-device copy. Copies go through the legacy default stream, which orders them after earlier work
 // on blocking streams (every stream this library creates), so a copy back sees finished results.
 // A zero-length buffer allocates nothing and has the null device pointer.
 using System.Runtime.CompilerServices;
@@ -81,6 +81,25 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
             CudaDriver.Check(CudaDriver.cuMemcpyDtoH(host, Pointer + (ulong)(offset * Unsafe.SizeOf<T>()),
                                                      (nuint)(destination.Length * Unsafe.SizeOf<T>())),
                              nameof(CudaDriver.cuMemcpyDtoH), $"{destination.Length} x {typeof(T).Name}");
+    }
+
+    /// <summary>Queues a copy of all of <paramref name="source"/> into elements [offset, offset + source.Length) on
+    /// <paramref name="stream"/> (the default stream when null; cuMemcpyDtoDAsync): ordered with the stream's kernels,
+    /// no host wait.</summary>
+    public void CopyFrom(DeviceBuffer<T> source, long offset = 0, CudaStream? stream = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        if (source.Length > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(source), $"DeviceBuffer<{typeof(T).Name}>.CopyFrom: {source.Length} elements; copy at most 2^31 − 1 at once.");
+        CheckRange(nameof(CopyFrom), offset, (int)source.Length);
+        if (!source.Device.SharesContextWith(Device))
+            throw new ArgumentException($"DeviceBuffer<{typeof(T).Name}>.CopyFrom: the source lives on {source.Device.Name}, this buffer on {Device.Name}; " +
+                                        "copy through the host between devices.", nameof(source));
+        if (source.Length == 0) return;
+        Device.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(Pointer + (ulong)(offset * Unsafe.SizeOf<T>()), source.Pointer, (nuint)source.ByteLength,
+                                                      stream?.Handle ?? 0),
+                         nameof(CudaDriver.cuMemcpyDtoDAsync), $"{source.Length} x {typeof(T).Name}");
     }
 
     public T[] ToArray()

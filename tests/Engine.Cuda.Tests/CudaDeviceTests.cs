@@ -36,6 +36,24 @@ public sealed class CudaDeviceTests
     }
 
     [CudaFact]
+    public void DeviceToDeviceCopiesLandAtTheirOffsetInStreamOrder()
+    {
+        var random = new SeededRandom();
+        var values = random.Uniform(1001, -1e6, 1e6);
+        var patch = random.Uniform(333, -1, 1);
+        using var destination = GpuContext.Upload(values);
+        using var source = GpuContext.Upload(patch);
+        using var stream = GpuContext.Device.CreateStream();
+        destination.CopyFrom(source, 600, stream);
+        stream.Synchronize();
+        Assert.Equal(values[..600].Concat(patch).Concat(values[933..]), destination.ToArray());
+        destination.CopyFrom(source);   // the default stream, offset 0
+        Assert.Equal(patch.Concat(values[333..600]).Concat(patch).Concat(values[933..]), destination.ToArray());
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => destination.CopyFrom(source, 700));
+        Assert.Contains("[700, 1033)", e.Message);
+    }
+
+    [CudaFact]
     public void FillWritesEveryElement()
     {
         using var buffer = GpuContext.Device.Allocate<float>(4099);
