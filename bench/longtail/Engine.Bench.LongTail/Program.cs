@@ -29,6 +29,7 @@ double MedianMs(Action run)
     return times[repeats / 2];
 }
 
+using var repoCalibrator = new LogitNormCalibrator(C);
 var losses = new (string, IClassificationLoss)[]
 {
     ("softmax CE", new SoftmaxCrossEntropyLoss(C)),
@@ -40,6 +41,7 @@ var losses = new (string, IClassificationLoss)[]
     ("Seesaw", new SeesawLoss(C)),
     ("BAGS", new GroupSoftmaxLoss(counts, new Generator(3))),
     ("FCBL", new FcblLoss(C)),
+    ("LogN repo", new LogitNormSoftmaxLoss(repoCalibrator)),   // standardized logits, the running update in the same pass
 };
 Console.WriteLine($"N = {N}, C = {C}, median of {repeats}, {Environment.ProcessorCount} cores");
 using var y = Tensor.From(labels);
