@@ -67,11 +67,12 @@ struct logit_standardize_args {
 
 static_assert(sizeof(logit_standardize_args) == 72, "logit_standardize_args must match the host layout");
 
-// Column k's batch mean and Σ_i (z_ik − mean)² over all rows, in double, for every thread of the block's strip (thread
-// (tx, ty) walks rows ty, ty + slices, …; the slices' partial sums are added in slice order). Every thread of the block
-// must call it (it synchronizes); a thread past the last column gets zeros.
-__device__ __forceinline__ void column_moments(const float* z, int rows, int columns, int k, double* partial, double& batch_mean,
-                                               double& squares)
+// Column k's batch mean and Σ_i (z_ik − mean)² over all rows, in double (thread (tx, ty) walks rows ty, ty + slices, …;
+// the slices' partial sums are added in slice order). Every thread gets the mean; the sum of squares goes to every
+// thread when squares_everywhere, else to the first slice only (threads past the last column get zeros). Every thread of
+// the block must call it (it synchronizes).
+__device__ __forceinline__ void column_moments(const float* z, int rows, int columns, int k, bool squares_everywhere, double* partial,
+                                               double& batch_mean, double& squares)
 {
     const int tx = threadIdx.x, ty = threadIdx.y, width = blockDim.x, slices = blockDim.y;
     double sum = 0.0;
@@ -93,7 +94,8 @@ __device__ __forceinline__ void column_moments(const float* z, int rows, int col
     partial[ty * width + tx] = own;
     __syncthreads();
     squares = 0.0;
-    for (int s = 0; s < slices; ++s) squares += partial[s * width + tx];
+    if (squares_everywhere || ty == 0)
+        for (int s = 0; s < slices; ++s) squares += partial[s * width + tx];
     __syncthreads();
 }
 
@@ -116,7 +118,7 @@ extern "C" __global__ void logit_norm_update_kernel(const logit_norm_args a)
     for (int first = blockIdx.x * width; first < a.columns; first += gridDim.x * width) {
         const int k = first + threadIdx.x;
         double batch_mean, ss;
-        column_moments(z, a.rows, a.columns, k, partial, batch_mean, ss);
+        column_moments(z, a.rows, a.columns, k, false, partial, batch_mean, ss);
         if (threadIdx.y != 0 || k >= a.columns) continue;
         if (!a.exact) {
             ema_update(mean, second, k, a.momentum, batch_mean, ss, a.rows);
@@ -189,7 +191,7 @@ extern "C" __global__ void logit_norm_standardize_kernel(const logit_standardize
     for (int first = blockIdx.x * width; first < a.columns; first += gridDim.x * width) {
         const int k = first + threadIdx.x;
         double batch_mean, ss;
-        column_moments(z, a.rows, a.columns, k, partial, batch_mean, ss);
+        column_moments(z, a.rows, a.columns, k, true, partial, batch_mean, ss);   // every slice writes y with r
         if (k >= a.columns) continue;   // no barrier follows in this strip
         const double r = 1.0 / sqrt(ss / a.rows + a.eps);
         if (threadIdx.y == 0) {

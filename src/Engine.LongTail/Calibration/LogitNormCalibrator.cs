@@ -296,20 +296,15 @@ public sealed class LogitNormSoftmaxLoss : ClassificationLoss
     public double TrainingMomentum { get; }
     public double Eps { get; }
 
-    /// <summary>(z − batch mean) / sqrt(biased batch variance + eps) per column (one fused pass); differentiable. The
-    /// running statistics are not touched.</summary>
-    public Tensor Standardize(Tensor logits) => Calibrator.Standardize(RequireBatch(logits), Eps, momentum: null);
-
     protected override Tensor ComputeLoss(Tensor logits, Tensor labels, long[] hostLabels, LossContext context)
     {
-        // the batch statistics of the normalization feed the calibrator's running statistics in the same pass
-        using var standardized = Calibrator.Standardize(RequireBatch(logits), Eps, context.UpdateState ? TrainingMomentum : null);
+        if (logits.Size(0) < 2)
+            throw new ArgumentException($"LogitNormSoftmaxLoss: batch normalization needs at least 2 RoIs per batch, got {logits.Size(0)}.");
+        // (z − batch mean) / sqrt(biased batch variance + eps) per column, whose batch statistics feed the calibrator's
+        // running statistics in the same pass
+        using var standardized = Calibrator.Standardize(logits, Eps, context.UpdateState ? TrainingMomentum : null);
         return Losses.CrossEntropy(standardized, labels);
     }
-
-    private static Tensor RequireBatch(Tensor logits) => logits.Size(0) >= 2
-        ? logits
-        : throw new ArgumentException($"LogitNormSoftmaxLoss: batch normalization needs at least 2 RoIs per batch, got {logits.Size(0)}.");
 
     protected override Tensor ComputeScores(Tensor logits) => Calibrator.Scores(logits);
 }

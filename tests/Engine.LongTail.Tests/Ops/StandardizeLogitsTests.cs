@@ -57,7 +57,7 @@ public class StandardizeLogitsTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void OpRecordsTheBackwardAndUpdatesOnlyWhenAsked(int n, int k)
+    public void OpRecordsTheBackwardAndUpdatesTheRunningStatisticsItIsGiven(int n, int k)
     {
         var g = TestUtil.Fresh(out var seed);
         var z = Spread(g, n, k);
