@@ -32,8 +32,7 @@ public static class FrozenNormBench
 
     public static int Run(string[] args, bool relu = false)
     {
-        var repeats = args.Length > 0 && int.TryParse(args[0], out var r) ? Math.Max(1, r) : 11;
-        var filter = args.Length > 1 ? args[1] : "";
+        var (repeats, filter) = BenchArguments.Parse(args, 11);
         var (before, after, tag) = relu ? ("norm, relu ms", "fused ms", "frozen-relu") : ("two-pass ms", "one-pass ms", "frozen");
         Console.WriteLine($"FrozenBatchNorm2d{(relu ? " + ReLU" : "")} forward + backward, {Environment.ProcessorCount} cores, median of {repeats} (alternating)");
         Console.WriteLine($"{"row",-26} {"layers",6} {before,12} {after,12} {"speed-up",9}");

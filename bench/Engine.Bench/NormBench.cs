@@ -31,8 +31,7 @@ public static class NormBench
 
     public static int Run(string[] args)
     {
-        var repeats = args.Length > 0 && int.TryParse(args[0], out var r) ? Math.Max(1, r) : 21;
-        var filter = args.Length > 1 ? args[1] : "";
+        var (repeats, filter) = BenchArguments.Parse(args, 21);
         Console.WriteLine($"GroupNorm (G = {Groups}) and BatchNorm2d, forward + backward, {Environment.ProcessorCount} cores, median of {repeats} (alternating)");
         Console.WriteLine($"{"row",-22} {"layers",6} {"GN composed ms",15} {"GN fused ms",12} {"speed-up",9} {"BN fused ms",12}");
         var perIteration = new double[3];

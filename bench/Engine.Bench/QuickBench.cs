@@ -11,8 +11,7 @@ public static class QuickBench
 {
     public static int Run(string[] args)
     {
-        var repeats = args.Length > 0 && int.TryParse(args[0], out var r) ? Math.Max(1, r) : 15;
-        var filter = args.Length > 1 ? args[1] : "";
+        var (repeats, filter) = BenchArguments.Parse(args, 15);
         Console.WriteLine($"engine OneDnn API, {OneDnn.MaxThreads} threads, layout policy {OneDnn.LayoutPolicy}, median of {repeats}");
         Console.WriteLine($"{"row",-52} {"median ms",10} {"GFLOP/s",10}");
         foreach (var c in OneDnnCase.All().Where(c => c.Id.Contains(filter, StringComparison.Ordinal)))

@@ -20,8 +20,7 @@ public static class ResidualBench
 
     public static int Run(string[] args)
     {
-        var repeats = args.Length > 0 && int.TryParse(args[0], out var r) ? Math.Max(1, r) : 11;
-        var filter = args.Length > 1 ? args[1] : "";
+        var (repeats, filter) = BenchArguments.Parse(args, 11);
         Console.WriteLine($"residual add + ReLU forward + backward, {Environment.ProcessorCount} cores, median of {repeats} (alternating)");
         Console.WriteLine($"{"row",-22} {"blocks",6} {"add, relu ms",12} {"fused ms",12} {"speed-up",9}");
         var perStep = new double[2];
