@@ -19,6 +19,9 @@ public interface ILogitCalibrator : IDisposable
     /// <summary>Test-time probabilities (N, C+1) from the calibrated logits, background column last.</summary>
     Tensor Scores(Tensor logits);
 
+    /// <summary>Advances whenever the state changes (updates, loads, moves); equal revisions mean the same state.</summary>
+    long Revision { get; }
+
     /// <summary>Where the state lives; updates run there.</summary>
     Device Device { get; }
 

@@ -30,6 +30,12 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
     private Tensor _m2;
     private bool _disposed;
 
+    // Every change of the statistics advances the revision; (shift, sd) are derived on the host once per revision and
+    // device and kept, so calibrated inference reads the statistics back once, not once per batch.
+    private long _revision;
+    private (Device Device, long Revision, Tensor Shift, Tensor Sd)? _calibration;
+    private readonly Lock _calibrationLock = new();
+
     /// <param name="momentum">EMA momentum per update: 5e-5 in the statistics pass per one-image update; use
     /// BatchMomentum to match that with batches of several images.</param>
     /// <param name="varianceFloor">v is floored here before the square root at test (1e-11).</param>
@@ -56,6 +62,8 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
     /// <summary>The floor of v_c before the square root of the calibration.</summary>
     public double VarianceFloor { get; }
 
+    public long Revision => Interlocked.Read(ref _revision);
+
     /// <summary>Where the statistics live (the CPU until <see cref="To"/>); updates run there.</summary>
     public Device Device => _mean.Device;
 
@@ -75,6 +83,7 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
             _m2.Dispose();
             (_mean, _variance, _count, _m2) = (moved[0], moved[1], moved[2], moved[3]);
         }
+        Interlocked.Increment(ref _revision);
     }
 
     /// <summary>The momentum m_B = 1 − (1 − m)^B of one update over B images that matches B per-image updates of m.</summary>
@@ -146,9 +155,10 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
         return standardized;
     }
 
-    private static void Bump(params Tensor[] ts)
+    private void Bump(params Tensor[] ts)
     {
         foreach (var t in ts) t.Storage.BumpVersion();
+        Interlocked.Increment(ref _revision);
     }
 
     /// <summary>(shift, sd) of the calibration, each (C+1): shift_c = μ_c − β and sd_c = sqrt(max(v_c, 1e-11)) for
@@ -190,12 +200,35 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
 
     private Tensor CalibrateCore(Tensor logits, bool softmax)
     {
-        var (shift, sd) = Calibration(logits.Device);
-        using (shift)
-        using (sd)
-        using (GradMode.NoGrad())
-            // background: (z − 0) / 1, bit-identical to z
-            return LongTailOps.Calibrate(logits, shift, sd, softmax);
+        // the lock keeps the kept (shift, sd) alive until the op has them
+        lock (_calibrationLock)
+        {
+            var (shift, sd) = CachedCalibration(logits.Device);
+            using (GradMode.NoGrad())
+                // background: (z − 0) / 1, bit-identical to z
+                return LongTailOps.Calibrate(logits, shift, sd, softmax);
+        }
+    }
+
+    /// <summary><see cref="Calibration"/> of the current statistics on <paramref name="device"/>, derived once per
+    /// change of the statistics and owned by the calibrator; called under the calibration lock.</summary>
+    private (Tensor Shift, Tensor Sd) CachedCalibration(Device device)
+    {
+        var revision = Revision;
+        if (_calibration is { } cached && cached.Device == device && cached.Revision == revision) return (cached.Shift, cached.Sd);
+        DropCalibration();
+        Tensor shift, sd;
+        using (DisposeScope.Suspend()) (shift, sd) = Calibration(device);
+        _calibration = (device, revision, shift, sd);
+        return (shift, sd);
+    }
+
+    private void DropCalibration()
+    {
+        if (_calibration is not { } cached) return;
+        cached.Shift.Dispose();
+        cached.Sd.Dispose();
+        _calibration = null;
     }
 
     /// <summary>Sets μ and v (each C+1) of an EMA-mode calibrator directly, e.g. to the exact statistics of a pass
@@ -258,6 +291,7 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
         if (errors.Count > 0)
             throw new InvalidOperationException($"LogitNormCalibrator.LoadStateDict ({Mode}, C = {NumClasses}): nothing was loaded: {string.Join("; ", errors)}.");
         StateCheck.CopyInto(state, targets);
+        Interlocked.Increment(ref _revision);
     }
 
     private void Check(Tensor logits, string call)
@@ -271,6 +305,7 @@ public sealed class LogitNormCalibrator : ILogitCalibrator
     {
         if (_disposed) return;
         _disposed = true;
+        lock (_calibrationLock) DropCalibration();
         _mean.Dispose();
         _variance.Dispose();
         _count.Dispose();

@@ -217,6 +217,46 @@ public class LongTailDetectorTests
     }
 
     [Fact]
+    public void CalibratorAndBuffersCopyOnlyWhatChanged()
+    {
+        // the predictor pushes before every use and pulls after every loss: a side that did not change is not copied, a
+        // side that did is
+        var g = TestUtil.Fresh(out var seed);
+        using var model = DetectorBuilder.FromConfig(WithLongTail(new LongTailConfig { Calibrator = Engine.Config.Calibrator.Logn }), g);
+        var state = model.RoiHeads.BoxPredictor.Calibration!;
+        var calibrator = (LogitNormCalibrator)state.Calibrator;
+        var mean = model.NamedBuffers().Single(b => b.Name == "roi_heads.box_predictor.calibrator.running_mean").Buffer.Value;
+        state.Push();
+        var revision = calibrator.Revision;
+        var version = mean.Storage.Version;
+        state.Push();
+        state.Pull();
+        Assert.Equal(revision, calibrator.Revision);
+        Assert.Equal(version, mean.Storage.Version);
+
+        // a write into the buffers (a checkpoint load) reaches the calibrator
+        var written = Enumerable.Range(0, Classes + 1).Select(j => 0.5f * j - 1).ToArray();
+        using (var m = Tensor.From(written, Classes + 1)) mean.CopyFrom(m);
+        state.Push();
+        Assert.NotEqual(revision, calibrator.Revision);
+        using (var m = calibrator.Mean()) Assert.Equal(written, m.ToFloatArray());
+
+        // an update of the calibrator reaches the buffers, and the push after the pull loads nothing
+        using (var logits = Tensor.Randn([9, Classes + 1], g)) calibrator.Accumulate(logits);
+        state.Pull();
+        using (var m = calibrator.Mean())
+        {
+            Assert.Equal(m.ToFloatArray(), mean.ToFloatArray());
+            Assert.NotEqual(written, m.ToFloatArray());
+        }
+        revision = calibrator.Revision;
+        version = mean.Storage.Version;
+        state.Push();
+        state.Pull();
+        Assert.True(revision == calibrator.Revision && version == mean.Storage.Version, $"a push and pull with nothing changed copied (seed {seed})");
+    }
+
+    [Fact]
     public void RefusedCombinationsNameTheirKeys()
     {
         var g = TestUtil.Fresh(out _);

@@ -218,6 +218,54 @@ public class LogitNormTests
     }
 
     [Fact]
+    public void CalibrationFollowsEveryChangeOfTheStatistics()
+    {
+        // the calibrator keeps (shift, sd) between calls; every way the statistics change must reach the next call
+        var g = TestUtil.Fresh(out var seed);
+        const int c = 9, n = 13;
+        var z = TestUtil.Logits(g, n, c + 1, -6, 6);
+        using var zt = TestUtil.Float(z, n, c + 1);
+        Tensor Batch(int rows)
+        {
+            var values = TestUtil.Logits(g, rows, c + 1, -6, 6);
+            for (var e = 0; e < values.Length; e++) values[e] = values[e] * (1 + e % 5) + e % 3;
+            return TestUtil.Float(values, rows, c + 1);
+        }
+        void AssertCalibratedByCurrentStatistics(LogitNormCalibrator cal, string after)
+        {
+            using var m = cal.Mean();
+            using var v = cal.Variance();
+            var expected = LogitNormReference.Calibrate(z, n, c, m.ToDoubleArray(), v.ToDoubleArray());
+            using var calibrated = cal.Calibrate(zt);
+            TestUtil.AssertClose(expected, calibrated.ToDoubleArray(), $"calibrated logits after {after}", seed, 1e-5, 1e-5);
+            using var again = cal.Calibrate(zt);
+            Assert.Equal(calibrated.ToDoubleArray(), again.ToDoubleArray());
+        }
+
+        foreach (var mode in new[] { LogitStatisticsMode.Ema, LogitStatisticsMode.Exact })
+        {
+            using var cal = new LogitNormCalibrator(c, mode, momentum: 0.3);
+            AssertCalibratedByCurrentStatistics(cal, $"construction ({mode})");
+            using (var b = Batch(17)) cal.Accumulate(b);
+            AssertCalibratedByCurrentStatistics(cal, $"an update ({mode})");
+            using (var b = Batch(5)) cal.Accumulate(b);
+            AssertCalibratedByCurrentStatistics(cal, $"a second update ({mode})");
+            using var saved = cal.StateDict();
+            using (var b = Batch(11)) cal.Accumulate(b);
+            AssertCalibratedByCurrentStatistics(cal, $"a third update ({mode})");
+            cal.LoadStateDict(saved);
+            AssertCalibratedByCurrentStatistics(cal, $"loading earlier statistics ({mode})");
+            if (mode != LogitStatisticsMode.Ema) continue;
+            using (var b = Batch(8))
+            using (cal.Standardize(b, 1e-5, 0.2)) AssertCalibratedByCurrentStatistics(cal, "repo mode's standardization");
+            using var mean = Tensor.FromDoubles(Enumerable.Range(0, c + 1).Select(j => 0.5 * j - 2).ToArray(), [c + 1], DType.Float32, Device.Cpu);
+            using var variance = Tensor.FromDoubles(Enumerable.Range(0, c + 1).Select(j => 0.25 + j).ToArray(), [c + 1], DType.Float32, Device.Cpu);
+            cal.SetStatistics(mean, variance);
+            AssertCalibratedByCurrentStatistics(cal, "SetStatistics");
+        }
+    }
+
+    [Fact]
     public void RepoModeTrainingLossMatchesReference()
     {
         // 2.3 repo mode: CE of the batch-standardized logits; the gradient through the standardization against the

@@ -172,6 +172,33 @@ public sealed class DeviceTrainingTests
                         $"all so far: {progress.Counts[i].Sites}");
     }
 
+    /// <summary>The host waits of inference over the evaluation set, each where a size or value the host needs depends on
+    /// data. Per image: the RPN's non-empty proposals and its NMS count, the detections above the score threshold, the
+    /// final NMS count and the non-empty boxes after rescaling (GeneralizedRcnn.Rescale), and the three reads of the
+    /// image's boxes, scores and classes for the results file. LogN's calibration reads μ and v once per run, not per
+    /// batch (the model's calibrator holds μ and v whichever statistics the pass gathered).</summary>
+    [Theory]
+    [InlineData(null, 0)]
+    [InlineData("ema", 2)]
+    [InlineData("exact", 2)]
+    public void InferenceWaitsForTheDeviceOnlyWhereDataDecides(string? statistics, int perRun)
+    {
+        const int perImage = 8;
+        var dir = Toy.TempDir();
+        var config = statistics is null
+            ? Config("faster_rcnn_r18_fpn.yaml", dir, 2, Cuda, "DATASETS.TEST=[synth_lt_val]")
+            : Config("logn.yaml", dir, 2, Cuda, $"MODEL.WEIGHTS={Baseline.Value}", $"MODEL.LONG_TAIL.LOGN.STATISTICS={statistics}", "DATASETS.TEST=[synth_lt_val]");
+        var weights = statistics is null ? Baseline.Value : DetectorCalibration.Run(config, Baseline.Value, dir).WeightsPath;
+        var test = DetectorTraining.LoadTestSet(config);
+        Assert.True(test.Records.Count > 4, $"the evaluation set has {test.Records.Count} images; the count must span several batches of 4");
+        using var detector = DetectorInference.Load(config, weights);
+        using var recorder = HostBackedCuda.RecordHostWaits();
+        DetectorTraining.WriteResults(detector, config, test, Path.Combine(dir, DetectorTraining.ResultsFile), batchSize: 4);
+        Assert.True(recorder.Count == perImage * test.Records.Count + perRun,
+                    $"{statistics ?? "baseline"}: {recorder.Count} host waits over {test.Records.Count} images, expected {perImage} per image + {perRun}; " +
+                    $"sites: {recorder.Describe()}");
+    }
+
     /// <summary>Reads the recorder at the end of every iteration.</summary>
     private sealed class WaitsPerIteration : IProgressReporter
     {
