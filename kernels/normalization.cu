@@ -13,6 +13,9 @@
 //     evaluation: y = (x − mean[c])·rstd[c]·w[c] + b[c] with the given statistics
 //     backward, s0 = Σ dy, s1 = Σ dy·x̂ per channel: dbias = s0, dweight = s1;
 //       training dx = w·rstd·(dy − s0/m − x̂·s1/m), evaluation dx = w·rstd·dy
+//     evaluation, input gradient alone: dx = dy·scale[c], scale = the float rounding of rstd·w; after the forward's
+//       relu pass, from its output y: dx = (y > 0 ? dy : 0)·scale[c], one rounding of the product as
+//       BinaryOp.ReluBackward followed by the product with the scale gives
 // Statistics are two passes with double accumulation: pass 1 gives μ in double and its float centre μf;
 // pass 2 sums x − μf and (x − μf)² in double, giving σ² = Σ(x − μf)²/m − (Σ(x − μf)/m)² (clamped at 0) and
 // the refined mean μf + Σ(x − μf)/m. The outputs are written centred on μf as the CPU does:
@@ -28,7 +31,7 @@
 //   shuffles and a 32-slot shared scratch (common.cuh block_sum), whose order depends only on blockDim.x,
 //   so results repeat run to run. batch_norm_forward_kernel: one thread per element, grid-stride, with
 //   32-bit index arithmetic where the element count and the grid fit in 31 bits; norm_args.relu applies the ReLU
-//   in the same pass (a frozen batch norm followed by its ReLU).
+//   in the same pass (a frozen batch norm followed by its ReLU). batch_norm_scale_backward_kernel: the same walk.
 //   group_norm_channel_sums_kernel: one thread per channel adding the N per-sample sums in order of n, so
 //   dweight and dbias need no atomics.
 // Synchronization: none; the group-norm backward's two kernels are ordered by the stream.
@@ -39,7 +42,7 @@ struct norm_args {
     unsigned long long dy;        // const float* (N, C, S), backward
     unsigned long long weight;    // const float* (C) or 0
     unsigned long long bias;      // const float* (C) or 0
-    unsigned long long y;         // float* (N, C, S), forward
+    unsigned long long y;         // float* (N, C, S), forward; the relu pass's output or 0, read by the scale backward
     unsigned long long dx;        // float* (N, C, S) or 0, backward
     unsigned long long mean;      // float* out (training forward) / const float* in
     unsigned long long rstd;      // float* out (training forward) / const float* in
@@ -257,6 +260,27 @@ extern "C" __global__ void batch_norm_forward_kernel(const norm_args a)
         return;
     }
     for (long long u = grid_first_index(); u < count; u += grid_stride()) y[u] = value(u, (u / a.s) % a.c);
+}
+
+extern "C" __global__ void batch_norm_scale_backward_kernel(const norm_args a)
+{
+    const float* dy = reinterpret_cast<const float*>(a.dy);
+    const float* y = reinterpret_cast<const float*>(a.y);
+    const float* w = reinterpret_cast<const float*>(a.weight);
+    const float* rstd = reinterpret_cast<const float*>(a.rstd);
+    float* dx = reinterpret_cast<float*>(a.dx);
+    const long long count = a.n * a.c * a.s;
+    auto value = [&](long long u, long long ch) {
+        const float scale = (float)((double)rstd[ch] * (w == nullptr ? 1.0 : (double)w[ch]));
+        return __fmul_rn(y == nullptr || y[u] > 0.0f ? dy[u] : 0.0f, scale);
+    };
+    if (grid_walk_fits_32(count)) {
+        const unsigned int end = (unsigned int)count, stride = (unsigned int)grid_stride();
+        const unsigned int s = (unsigned int)a.s, c = (unsigned int)a.c;
+        for (unsigned int u = (unsigned int)grid_first_index(); u < end; u += stride) dx[u] = value(u, (u / s) % c);
+        return;
+    }
+    for (long long u = grid_first_index(); u < count; u += grid_stride()) dx[u] = value(u, (u / a.s) % a.c);
 }
 
 extern "C" __global__ void batch_norm_backward_kernel(const norm_args a)

@@ -161,6 +161,43 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
+    public void BatchNormScaleBackward(Tensor dy, Tensor? reluOutput, Tensor rstd, Tensor? weight, Tensor dx)
+    {
+        if (dy.DType != DType.Float32) throw Unsupported("batch_norm_scale_backward", dy.DType);
+        var (n, c, s) = NormLayout(dy);
+        if (n * c * s == 0) return;
+        var pdy = dy.Data<float>();
+        var py = reluOutput is null ? null : reluOutput.Data<float>();
+        var prstd = rstd.Data<float>();
+        var pw = weight is null ? null : weight.Data<float>();
+        var pdx = dx.Data<float>();
+        CpuLoops.For((long)n * c, py is null ? s : 2 * s, u =>
+        {
+            var ch = (int)(u % c);
+            var scale = (float)((double)prstd[ch] * (pw is null ? 1 : pw[ch]));
+            var g = pdy + u * s;
+            var d = pdx + u * s;
+            if (py is null)
+            {
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(g, s), scale, new Span<float>(d, s));
+                return;
+            }
+            // the mask first, then one rounding of the product, as ReluBackward and Mul compute it in two passes
+            var o = py + u * s;
+            var i = 0;
+            if (Vector.IsHardwareAccelerated)
+            {
+                var factor = new Vector<float>(scale);
+                for (; i + Vector<float>.Count <= s; i += Vector<float>.Count)
+                {
+                    var passed = Vector.ConditionalSelect(Vector.GreaterThan(Vector.Load(o + i), Vector<float>.Zero), Vector.Load(g + i), Vector<float>.Zero);
+                    Vector.Store(passed * factor, d + i);
+                }
+            }
+            for (; i < s; i++) d[i] = (o[i] > 0 ? g[i] : 0f) * scale;
+        });
+    }
+
     public void BatchNormBackward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? weight, bool training,
                                   Tensor? dx, Tensor? dweight, Tensor? dbias)
     {

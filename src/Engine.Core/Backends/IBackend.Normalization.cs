@@ -30,6 +30,12 @@ public partial interface IBackend
     /// (NaN stays NaN, as UnaryOp.Relu): a frozen batch norm followed by its ReLU.</summary>
     void BatchNormForward(Tensor x, Tensor mean, Tensor rstd, Tensor? weight, Tensor? bias, Tensor y, bool relu = false);
 
+    /// <summary>The input gradient of BatchNormForward in evaluation mode: dx = dy·scale[c], scale[c] the float rounding
+    /// of rstd[c]·w[c]; with <paramref name="reluOutput"/>, the forward's output when it applied the ReLU (positive exactly
+    /// where the ReLU passed its input), dx = (y > 0 ? dy : 0)·scale[c]. The same bits as BinaryOp.ReluBackward (when
+    /// masked) followed by the product with the channel scale, in one pass over dy (and y).</summary>
+    void BatchNormScaleBackward(Tensor dy, Tensor? reluOutput, Tensor rstd, Tensor? weight, Tensor dx);
+
     /// <summary>Gradients of BatchNormForward. With x̂ = (x − mean)·rstd, m = N·S and per channel s0 = Σ dy,
     /// s1 = Σ dy·x̂: dweight = s1, dbias = s0; when <paramref name="training"/> mean and rstd are the batch's own
     /// statistics and dx = w·rstd·(dy − s0/m − x̂·s1/m), otherwise they are constants and dx = w·rstd·dy.

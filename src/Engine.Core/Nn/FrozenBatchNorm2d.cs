@@ -5,8 +5,9 @@
 // once and kept while the buffers stay the same tensors with the same contents (storage versions: CopyFrom,
 // Fill and LoadStateDict bump them; Module.To replaces the tensors). A forward is one pass over the input
 // (the backend's batch-norm primitive with mean 0, rstd = scale and bias = shift), not a multiply and then an add,
-// and no small launches for the per-channel values; the backward is dx = dy·scale, one broadcast multiply.
-// Forward(x, relu: true) folds a following ReLU into that pass (Conv2d with this norm and relu uses it).
+// and no small launches for the per-channel values; the backward is dx = dy·scale, one pass as well
+// (IBackend.BatchNormScaleBackward). Forward(x, relu: true) folds a following ReLU into the forward pass (Conv2d with
+// this norm and relu uses it), and its backward applies the ReLU's mask in the same pass as the scale.
 namespace Engine.Nn;
 
 public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
@@ -40,7 +41,7 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
     public override Tensor Forward(Tensor input) => Forward(input, relu: false);
 
     /// <summary>The layer followed by a ReLU, in the same single pass: relu(x·scale + shift), and in the backward
-    /// dx = dy·scale where the output is positive (a Conv2d with this norm and relu calls it).</summary>
+    /// dx = dy·scale where the output is positive, also one pass (a Conv2d with this norm and relu calls it).</summary>
     /// <param name="input">(N, C, H, W)</param>
     public Tensor Forward(Tensor input, bool relu)
     {
@@ -59,12 +60,15 @@ public sealed class FrozenBatchNorm2d : Module<Tensor, Tensor>, INormLayer
             Autograd.Tape.Record(y, relu ? "frozen_batch_norm_relu" : "frozen_batch_norm", [input], node =>
             {
                 var saved = node.Save(scale);
-                if (!relu) return g => [g.Mul(saved)];
-                var output = node.Save(y);   // positive exactly where the normalized input is
+                var output = relu ? node.Save(y) : null;   // positive exactly where the normalized input is
                 return g =>
                 {
-                    using var passed = g.ReluBackward(output);
-                    return [passed.Mul(saved)];
+                    // dx = dy·scale, masked by the ReLU's output: one pass, the same bits as (ReluBackward then) Mul
+                    var dx = Tensor.Empty(g.Shape, DType.Float32, g.Device);
+                    if (dx.Numel == 0) return [dx];
+                    using var dense = g.DenseUnrecorded();
+                    dense.Backend.BatchNormScaleBackward(dense, output, saved, null, dx);
+                    return [dx];
                 };
             });
         return y;

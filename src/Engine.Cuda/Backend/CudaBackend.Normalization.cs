@@ -107,6 +107,25 @@ public sealed unsafe partial class CudaBackend
         scratch.Free(Memory);
     }
 
+    public void BatchNormScaleBackward(Tensor dy, Tensor? reluOutput, Tensor rstd, Tensor? weight, Tensor dx)
+    {
+        const string op = "batch_norm_scale_backward";
+        var (n, c, s) = CheckNorm(op, dy, groups: 1);
+        CheckNormOperand(op, "reluOutput", reluOutput, dy.Numel, dy);
+        CheckNormOperand(op, "rstd", rstd, c, dy);
+        CheckNormOperand(op, "weight", weight, c, dy);
+        CheckNormOutput(op, "dx", dx, dy.Numel, dy);
+        if (dy.Numel == 0) return;
+        var scratch = new NormScratch();
+        var args = new NormArgs
+        {
+            Dy = DenseNormInput(op, dy, scratch), Y = DenseNormInput(op, reluOutput, scratch), Rstd = DenseNormInput(op, rstd, scratch),
+            Weight = DenseNormInput(op, weight, scratch), Dx = Ptr(dx), N = n, C = c, S = s, Groups = 1,
+        };
+        Module("normalization.cu").Launch("batch_norm_scale_backward_kernel", Resident((dy.Numel + BlockThreads - 1) / BlockThreads), Stream, args);
+        scratch.Free(Memory);
+    }
+
     public void BatchNormBackward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? weight, bool training,
                                   Tensor? dx, Tensor? dweight, Tensor? dbias)
     {

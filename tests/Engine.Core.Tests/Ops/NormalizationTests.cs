@@ -281,6 +281,59 @@ public class NormalizationTests
         TestUtil.AssertClose(new RefTensor([c], db), b!.Grad!, what + " dbias", seed, GradAtol, GradRtol);
     }
 
+    [Theory]
+    [MemberData(nameof(BatchCases))]
+    public void BatchNormScaleBackwardIsTheGradientTimesTheChannelScale(int[] shape, bool affine, double eps)
+    {
+        // dx = (y > 0 ? dy : 0)·(float)(rstd·w), or dy·(float)(rstd·w) without the ReLU's output: a float mask and one
+        // rounding of an exact double product, so the reference in double, rounded once, gives the expected bits
+        // exactly; so does the two-pass form it replaces (ReluBackward, then Mul by the channel scale)
+        _ = eps;
+        var g = TestUtil.Fresh(out var seed);
+        var c = shape[1];
+        var count = (int)ShapeUtil.Numel(shape);
+        var y = RefTensor.Random(g, shape, -1, 2).Data.Select(v => (float)v).ToArray();
+        var dy = RefTensor.Random(g, shape, -3, 3).Data.Select(v => (float)v).ToArray();
+        // the mask's edges: an output of exactly 0, a NaN output (masked), NaN and infinite gradients where it passes
+        // and where it does not, a negative scale times a masked 0 (−0)
+        if (count > 6)
+        {
+            (y[0], y[1], y[2], y[3]) = (0f, float.NaN, 1f, -1f);
+            (dy[2], dy[3], dy[4], dy[5]) = (float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.NaN);
+            (y[4], y[5]) = (0.5f, -0.5f);
+        }
+        var rstd = RefTensor.Random(g, [c], 0.2, 3).Data.Select(v => (float)v).ToArray();
+        var w = affine ? RefTensor.Random(g, [c], -2, 2).Data.Select(v => (float)v).ToArray() : null;
+        var s = count == 0 ? 0 : count / (shape[0] * c);
+        using var yt = Tensor.From(y, shape);
+        using var dyt = Tensor.From(dy, shape);
+        using var rt = Tensor.From(rstd, c);
+        using var wt = w is null ? null : Tensor.From(w, c);
+        using var channelScale = w is null ? rt.Clone() : rt.Mul(wt!);
+        using var broadcastScale = channelScale.View([1, c, .. Enumerable.Repeat(1, shape.Length - 2)]);
+        static int[] Bits(float[] values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();
+        foreach (var masked in new[] { true, false })
+        {
+            var expected = new float[count];
+            for (var i = 0; i < count; i++)
+            {
+                var ch = i / s % c;
+                var scale = (float)((double)rstd[ch] * (w is null ? 1 : w[ch]));
+                expected[i] = (float)((!masked || y[i] > 0 ? (double)dy[i] : 0.0) * scale);
+            }
+            using var dx = Tensor.Empty(shape);   // NaN-poisoned
+            Backends.Cpu.BatchNormScaleBackward(dyt, masked ? yt : null, rt, wt, dx);
+            var what = $"batch_norm_scale_backward {ShapeUtil.Format(shape)}{(affine ? "" : " no affine")}{(masked ? " masked" : "")} (seed {seed})";
+            Assert.True(Bits(expected).SequenceEqual(Bits(dx.ToFloatArray())), what);
+
+            using var passed = Tensor.Empty(shape);
+            if (masked) Backends.Cpu.Binary(BinaryOp.ReluBackward, dyt, yt, passed);
+            else passed.CopyFrom(dyt);
+            using var twoPass = passed.Mul(broadcastScale);
+            Assert.True(Bits(twoPass.ToFloatArray()).SequenceEqual(Bits(dx.ToFloatArray())), what + ": differs from (ReluBackward then) Mul");
+        }
+    }
+
     [Fact]
     public void BatchNormReferenceBackwardsPassGradcheck()
     {

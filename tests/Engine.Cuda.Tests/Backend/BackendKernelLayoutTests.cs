@@ -27,7 +27,7 @@ public sealed class BackendKernelLayoutTests : IDisposable
         { "pooling.cu", ["max_pool2d_forward_kernel", "max_pool2d_backward_kernel", "upsample_nearest2d_forward_kernel",
                          "upsample_nearest2d_backward_kernel"] },
         { "normalization.cu", ["group_norm_forward_kernel", "group_norm_backward_kernel", "group_norm_channel_sums_kernel",
-                               "batch_norm_training_forward_kernel", "batch_norm_forward_kernel", "batch_norm_backward_kernel"] },
+                               "batch_norm_training_forward_kernel", "batch_norm_forward_kernel", "batch_norm_scale_backward_kernel", "batch_norm_backward_kernel"] },
     };
 
     [Theory]

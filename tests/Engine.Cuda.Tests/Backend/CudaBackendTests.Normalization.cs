@@ -202,6 +202,40 @@ public sealed partial class CudaBackendTests
             }, NormAtol, NormRtol);
     }
 
+    /// <summary>The backward of that pass: the gradient masked where the output is positive, times the channel scale, and
+    /// without the mask (the frozen batch norm alone). Bit for bit the CPU's (a mask and one correctly rounded product),
+    /// so the tolerance is 0; NaN outputs are masked, NaN gradients pass where the output is positive.</summary>
+    [CudaTheory]
+    [MemberData(nameof(BatchNormCases))]
+    public void BatchNormScaleBackwardMatchesTheCpu(int[] shape, bool affine)
+    {
+        var g = Fresh(out var seed);
+        var c = shape[1];
+        using var y = Tensor.Randn(shape, g, 0, 2);
+        using var dy = Tensor.Randn(shape, g);
+        if (y.Numel > 3)
+            using (var flatY = y.Reshape(-1))
+            using (var flatDy = dy.Reshape(-1))
+            using (var firstY = flatY.Narrow(0, 0, 1))
+            using (var secondDy = flatDy.Narrow(0, 1, 2))
+            {
+                firstY.Fill(float.NaN);
+                secondDy.Fill(float.NaN);
+            }
+        using var w = Tensor.Rand([c], g, -2, 2);
+        using var rstd = Tensor.Rand([c], g, 0.3, 2);
+        foreach (var strided in shape.Length >= 3 ? new[] { false, true } : [false])
+            Parity($"batch_norm_scale_backward {ShapeUtil.Format(shape)} affine={affine} strided={strided}", seed, [dy, y, rstd, w], (b, d, t) =>
+            {
+                using var dyin = Layout(t[0], strided && d == Cuda);
+                var dx = Out(d, shape);
+                b.BatchNormScaleBackward(dyin, t[1], t[2], affine ? t[3] : null, dx);
+                var unmasked = Out(d, shape);
+                b.BatchNormScaleBackward(dyin, null, t[2], affine ? t[3] : null, unmasked);
+                return [dx, unmasked];
+            }, 0, 0);
+    }
+
     [CudaFact]
     public void NormalizationRejectsBadOperandsNamingTheCall()
     {
