@@ -40,6 +40,7 @@ public static partial class SelfTest
         foreach (var c in ElementwiseChecks()) yield return c;
         foreach (var c in ReductionChecks()) yield return c;
         foreach (var c in MoreChecks()) yield return c;
+        foreach (var c in NormalizationChecks()) yield return c;
         List<Func<IEnumerable<SelfTestCheck>>> added;
         lock (Gate) added = Families.Select(f => f.Checks).ToList();
         foreach (var family in added)

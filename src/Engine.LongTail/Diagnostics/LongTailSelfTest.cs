@@ -1,7 +1,8 @@
-// `engine selftest` rows of the long-tail ops: BAGS group softmax and log-softmax (forward and gradient) and LogN's
+// `engine selftest` rows of the long-tail ops: BAGS group softmax and log-softmax (forward and gradient), LogN's
 // running statistics, `repo` mode's batch standardization fused with them (forward, statistics, gradient) and the
-// calibration (with and without softmax), on the device asked for, against the double
-// references (SoftmaxLossReference, LogitNormReference). The CLI registers them with SelfTest.Register; on cuda:N
+// calibration (with and without softmax), and CRAT's transfusion step (the Fisher bank's update, the gated and
+// ungated weights, the extra gradient and the row losses, for both queries), on the device asked for, against the
+// double references (SoftmaxLossReference, LogitNormReference, CratReference). The CLI registers them with SelfTest.Register; on cuda:N
 // they run the CUDA long-tail backend's kernels.
 using Engine.Diagnostics;
 using Engine.LongTail.Reference;
@@ -26,6 +27,7 @@ public static class LongTailSelfTest
         yield return new SelfTestCheck("logn_statistics", LogNStatisticsCheck);
         yield return new SelfTestCheck("logn_standardize", LogNStandardizeCheck);
         yield return new SelfTestCheck("logn_calibrate", LogNCalibrateCheck);
+        yield return new SelfTestCheck("crat_transfuse", CratTransfuseCheck);
     }
 
     private static IEnumerable<SelfTestResult> GroupSoftmaxCheck(Device device, Generator g, bool log)
@@ -89,6 +91,55 @@ public static class LongTailSelfTest
         yield return SelfTest.Compare("logn_standardize", "grad x", device,
                                       new RefTensor([n, k], LogitNormReference.StandardizeBackward(zf, n, k, eps, SelfTest.AsFloat32(u.Data))), zt.Grad!,
                                       GradientTolerance);
+    }
+
+    private static IEnumerable<SelfTestResult> CratTransfuseCheck(Device device, Generator g)
+    {
+        // odd R, D and C; about a third of the rows background; a bank of small positive values with every third class
+        // never seen (gate closed); every input float32-exact so the reference sees what the engine sees
+        var (r, d, c) = (3 + 2 * (int)g.NextInt64(20), 1 + 2 * (int)g.NextInt64(8), 3 + 2 * (int)g.NextInt64(30));
+        const double rate = 0.3, lambda = 0.05;
+        var x = SelfTest.AsFloat32(RefTensor.Random(g, [r, d], 0, 2).Data);
+        var deltas = SelfTest.AsFloat32(RefTensor.Random(g, [r, 4 * c], -2, 2).Data);
+        var targets = SelfTest.AsFloat32(RefTensor.Random(g, [r, 4], -2, 2).Data);
+        var labels = Enumerable.Range(0, r).Select(i => i % 3 == 2 ? c : g.NextInt64((c + 1) / 2)).ToArray();
+        var bank = SelfTest.AsFloat32(RefTensor.Random(g, [c, 4 * d], 0, 1e-3).Data);
+        for (var j = 0; j < c; j += 3) Array.Clear(bank, j * 4 * d, 4 * d);
+        using var dt = SelfTest.Upload(new RefTensor([r, 4 * c], deltas), device);
+        using var xt = SelfTest.Upload(new RefTensor([r, d], x), device);
+        using var tt = SelfTest.Upload(new RefTensor([r, 4], targets), device);
+        using var lh = Tensor.From(labels, [r]);
+        using var lt = lh.To(device);
+        using var fisher = SelfTest.Upload(new RefTensor([c, 4 * d], bank), device);
+        foreach (var query in new[] { CratQuery.FirstSample, CratQuery.PerSample })
+        {
+            var name = query == CratQuery.FirstSample ? "first sample" : "per sample";
+            var parameters = new CratParameters(c, d, query, rate, CratTransfuser.DefaultTemperature, lambda);
+            using var weights = Tensor.Full([r, c], double.NaN, DType.Float32, device);
+            using var ungated = Tensor.Full([r, c], double.NaN, DType.Float32, device);
+            using var extra = Tensor.Full([r, 4 * c], double.NaN, DType.Float32, device);
+            using var rowLoss = Tensor.Full([r], double.NaN, DType.Float32, device);
+            var expectedBank = fisher.ToDoubleArray();   // the bank as this query's step finds it
+            LongTailBackends.For(device).CratTransfuse(parameters, dt, xt, tt, lt, r, fisher, updateFisher: true, weights, ungated, extra, rowLoss);
+            CratReference.FisherUpdate(expectedBank, x, deltas, targets, labels, d, c, r, rate);
+            yield return SelfTest.Compare("crat_transfuse", $"Fisher bank ({name})", device, new RefTensor([c, 4 * d], expectedBank), fisher, Tolerance);
+            // the weights from the engine's float32 bank, as the engine computes them
+            var updated = fisher.ToDoubleArray();
+            var w = CratReference.Weights(query, updated, x, deltas, targets, labels, d, c, r, CratTransfuser.DefaultTemperature);
+            yield return SelfTest.Compare("crat_transfuse", $"weights ({name})", device, new RefTensor([r, c], w), weights, GradientTolerance);
+            var positives = Enumerable.Range(0, r).Where(i => labels[i] < c).ToArray();
+            var expectedUngated = new double[r * c];
+            var u = CratReference.UngatedWeights(query, updated, x, deltas, targets, labels, d, c, r, CratTransfuser.DefaultTemperature);
+            for (var p = 0; p < positives.Length; p++) Array.Copy(u, p * c, expectedUngated, positives[p] * c, c);
+            yield return SelfTest.Compare("crat_transfuse", $"ungated weights ({name})", device, new RefTensor([r, c], expectedUngated), ungated, GradientTolerance);
+            yield return SelfTest.Compare("crat_transfuse", $"extra gradient ({name})", device,
+                                          new RefTensor([r, 4 * c], CratReference.TransfusionGradient(w, deltas, targets, labels, c, lambda)), extra, GradientTolerance);
+            var expectedRows = new double[r];
+            for (var i = 0; i < r; i++)
+                for (var j = 0; j < c; j++)
+                    for (var k = 0; k < 4; k++) expectedRows[i] += lambda * w[i * c + j] * Math.Abs(deltas[i * 4 * c + 4 * j + k] - targets[i * 4 + k]);
+            yield return SelfTest.Compare("crat_transfuse", $"row loss ({name})", device, new RefTensor([r], expectedRows), rowLoss, GradientTolerance);
+        }
     }
 
     private static IEnumerable<SelfTestResult> LogNCalibrateCheck(Device device, Generator g)
