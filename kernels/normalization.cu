@@ -237,6 +237,20 @@ extern "C" __global__ void batch_norm_training_forward_kernel(const norm_args a)
     }
 }
 
+// A grid-stride walk over the count elements of a dense (N, C, S) tensor calling f(u, channel of u); the channel in
+// 32-bit division where the walk fits in 32 bits (the 64-bit sequence is several times longer).
+template <class F>
+__device__ __forceinline__ void walk_channels(long long count, long long c, long long s, F f)
+{
+    if (grid_walk_fits_32(count)) {
+        const unsigned int end = (unsigned int)count, stride = (unsigned int)grid_stride();
+        const unsigned int s32 = (unsigned int)s, c32 = (unsigned int)c;
+        for (unsigned int u = (unsigned int)grid_first_index(); u < end; u += stride) f(u, (u / s32) % c32);
+        return;
+    }
+    for (long long u = grid_first_index(); u < count; u += grid_stride()) f(u, (u / s) % c);
+}
+
 extern "C" __global__ void batch_norm_forward_kernel(const norm_args a)
 {
     const float* x = reinterpret_cast<const float*>(a.x);
@@ -252,14 +266,7 @@ extern "C" __global__ void batch_norm_forward_kernel(const norm_args a)
         const float v = affine_centered(x[u], mean[ch], scale, b == nullptr ? 0.0f : b[ch]);
         return a.relu != 0 ? relu_value(v) : v;
     };
-    if (grid_walk_fits_32(count)) {
-        // the channel of element u in 32-bit division (the 64-bit sequence is several times longer)
-        const unsigned int end = (unsigned int)count, stride = (unsigned int)grid_stride();
-        const unsigned int s = (unsigned int)a.s, c = (unsigned int)a.c;
-        for (unsigned int u = (unsigned int)grid_first_index(); u < end; u += stride) y[u] = value(u, (u / s) % c);
-        return;
-    }
-    for (long long u = grid_first_index(); u < count; u += grid_stride()) y[u] = value(u, (u / a.s) % a.c);
+    walk_channels(count, a.c, a.s, [&](long long u, long long ch) { y[u] = value(u, ch); });
 }
 
 extern "C" __global__ void batch_norm_scale_backward_kernel(const norm_args a)
@@ -274,13 +281,7 @@ extern "C" __global__ void batch_norm_scale_backward_kernel(const norm_args a)
         const float scale = (float)((double)rstd[ch] * (w == nullptr ? 1.0 : (double)w[ch]));
         return __fmul_rn(y == nullptr || y[u] > 0.0f ? dy[u] : 0.0f, scale);
     };
-    if (grid_walk_fits_32(count)) {
-        const unsigned int end = (unsigned int)count, stride = (unsigned int)grid_stride();
-        const unsigned int s = (unsigned int)a.s, c = (unsigned int)a.c;
-        for (unsigned int u = (unsigned int)grid_first_index(); u < end; u += stride) dx[u] = value(u, (u / s) % c);
-        return;
-    }
-    for (long long u = grid_first_index(); u < count; u += grid_stride()) dx[u] = value(u, (u / a.s) % a.c);
+    walk_channels(count, a.c, a.s, [&](long long u, long long ch) { dx[u] = value(u, ch); });
 }
 
 extern "C" __global__ void batch_norm_backward_kernel(const norm_args a)
