@@ -237,6 +237,13 @@ extern "C" __global__ void batch_norm_training_forward_kernel(const norm_args a)
     }
 }
 
+// rstd[c]·w[c] rounded to float once (w absent: rstd[c]); the product of two floats is exact in double, so this is
+// the correctly rounded float product, as the CPU backend forms it.
+__device__ __forceinline__ float channel_scale(const float* rstd, const float* w, long long ch)
+{
+    return (float)((double)rstd[ch] * (w == nullptr ? 1.0 : (double)w[ch]));
+}
+
 // A grid-stride walk over the count elements of a dense (N, C, S) tensor calling f(u, channel of u); the channel in
 // 32-bit division where the walk fits in 32 bits (the 64-bit sequence is several times longer).
 template <class F>
@@ -259,14 +266,10 @@ extern "C" __global__ void batch_norm_forward_kernel(const norm_args a)
     const float* mean = reinterpret_cast<const float*>(a.mean);
     const float* rstd = reinterpret_cast<const float*>(a.rstd);
     float* y = reinterpret_cast<float*>(a.y);
-    const long long count = a.n * a.c * a.s;
-    // the product of two floats is exact in double, so scale is the correctly rounded float product
-    auto value = [&](long long u, long long ch) {
-        const float scale = (float)((double)rstd[ch] * (w == nullptr ? 1.0 : (double)w[ch]));
-        const float v = affine_centered(x[u], mean[ch], scale, b == nullptr ? 0.0f : b[ch]);
-        return a.relu != 0 ? relu_value(v) : v;
-    };
-    walk_channels(count, a.c, a.s, [&](long long u, long long ch) { y[u] = value(u, ch); });
+    walk_channels(a.n * a.c * a.s, a.c, a.s, [&](long long u, long long ch) {
+        const float v = affine_centered(x[u], mean[ch], channel_scale(rstd, w, ch), b == nullptr ? 0.0f : b[ch]);
+        y[u] = a.relu != 0 ? relu_value(v) : v;
+    });
 }
 
 extern "C" __global__ void batch_norm_scale_backward_kernel(const norm_args a)
@@ -276,12 +279,9 @@ extern "C" __global__ void batch_norm_scale_backward_kernel(const norm_args a)
     const float* w = reinterpret_cast<const float*>(a.weight);
     const float* rstd = reinterpret_cast<const float*>(a.rstd);
     float* dx = reinterpret_cast<float*>(a.dx);
-    const long long count = a.n * a.c * a.s;
-    auto value = [&](long long u, long long ch) {
-        const float scale = (float)((double)rstd[ch] * (w == nullptr ? 1.0 : (double)w[ch]));
-        return __fmul_rn(y == nullptr || y[u] > 0.0f ? dy[u] : 0.0f, scale);
-    };
-    walk_channels(count, a.c, a.s, [&](long long u, long long ch) { dx[u] = value(u, ch); });
+    walk_channels(a.n * a.c * a.s, a.c, a.s, [&](long long u, long long ch) {
+        dx[u] = __fmul_rn(y == nullptr || y[u] > 0.0f ? dy[u] : 0.0f, channel_scale(rstd, w, ch));
+    });
 }
 
 extern "C" __global__ void batch_norm_backward_kernel(const norm_args a)

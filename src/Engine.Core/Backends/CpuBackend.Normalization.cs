@@ -154,8 +154,7 @@ public sealed unsafe partial class CpuBackend
         CpuLoops.For((long)n * c, s, u =>
         {
             var ch = (int)(u % c);
-            var scale = (double)prstd[ch] * (pw is null ? 1 : pw[ch]);
-            AffineCentered(px + u * s, py + u * s, s, pmean[ch], (float)scale, pb is null ? 0 : pb[ch]);
+            AffineCentered(px + u * s, py + u * s, s, pmean[ch], ChannelScale(prstd, pw, ch), pb is null ? 0 : pb[ch]);
             // the ReLU on the run while it is in cache, as UnaryOp.Relu computes it
             if (relu) TensorPrimitives.Max(new ReadOnlySpan<float>(py + u * s, s), 0f, new Span<float>(py + u * s, s));
         });
@@ -174,7 +173,7 @@ public sealed unsafe partial class CpuBackend
         CpuLoops.For((long)n * c, py is null ? s : 2 * s, u =>
         {
             var ch = (int)(u % c);
-            var scale = (float)((double)prstd[ch] * (pw is null ? 1 : pw[ch]));
+            var scale = ChannelScale(prstd, pw, ch);
             var g = pdy + u * s;
             var d = pdx + u * s;
             if (py is null)
@@ -244,6 +243,10 @@ public sealed unsafe partial class CpuBackend
             }
         });
     }
+
+    /// <summary>rstd[c]·w[c] (w absent: rstd[c]) rounded to float once, the evaluation-mode channel scale of the forward
+    /// and of the input gradient; the product of two floats is exact in double.</summary>
+    private static float ChannelScale(float* rstd, float* w, int ch) => (float)((double)rstd[ch] * (w is null ? 1 : w[ch]));
 
     /// <summary>(N, C, S) of a contiguous (N, C, *) tensor.</summary>
     private static (int N, int C, int S) NormLayout(Tensor x)
