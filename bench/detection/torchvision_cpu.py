@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Times torchvision's CPU roi_align and batched_nms on the inputs the engine's detection benchmark wrote
-(bench/detection/Engine.Bench.Detection, raw little-endian arrays), with 2 threads, median of repeats, after
-checking that torchvision computes the same results as the engine. Prints one `case<TAB>ms` line per case.
+"""Times torchvision's CPU roi_align and batched_nms (LVIS post-processing and the RPN's per-level NMS) on the
+inputs the engine's detection benchmark wrote (bench/detection/Engine.Bench.Detection, raw little-endian arrays),
+with 2 threads, median of repeats, after checking that torchvision computes the same results as the engine.
+Prints one `case<TAB>ms` line per case.
 
     python3 torchvision_cpu.py DIR [REPEATS]
 """
@@ -72,6 +73,16 @@ def main():
             raise SystemExit(f"batched_nms {count}: torchvision keeps {keep.numel()} boxes, the engine {engine_keep.numel()}; they differ")
         print(f"batched_nms {count}: torchvision and the engine keep the same {keep.numel()} boxes", file=sys.stderr)
         results.append((f"batched_nms {count}", median_ms(repeats * 3, lambda: batched_nms(boxes, scores, classes, 0.5))))
+
+    boxes = load(directory, "rpn_boxes.f32", torch.float32, (-1, 4))
+    scores = load(directory, "rpn_scores.f32", torch.float32, (-1,))
+    classes = load(directory, "rpn_classes.i64", torch.int64, (-1,))
+    engine_keep = load(directory, "rpn_keep_engine.i64", torch.int64, (-1,))
+    keep = batched_nms(boxes, scores, classes, 0.7)
+    if not torch.equal(keep, engine_keep):
+        raise SystemExit(f"rpn nms: torchvision keeps {keep.numel()} boxes, the engine {engine_keep.numel()}; they differ")
+    print(f"rpn nms: torchvision and the engine keep the same {keep.numel()} boxes", file=sys.stderr)
+    results.append((f"rpn nms {boxes.shape[0]}", median_ms(repeats * 3, lambda: batched_nms(boxes, scores, classes, 0.7))))
 
     for name, ms in results:
         print(f"{name}\t{ms:.3f}")

@@ -1,6 +1,7 @@
 // Times the detection ops on the PERFORMANCE.md shapes: ROIAlign forward and forward+backward (1024 RoIs ×
 // 256 channels × 7×7 from a 2×256×100×167 map, stride 8, aligned, adaptive sampling, boxes 8–208 px) and
-// batched NMS (1k / 10k / 30k boxes over 1203 classes, IoU 0.5). Each case is first checked against the double
+// batched NMS (1k / 10k / 30k boxes over 1203 classes, IoU 0.5), and the RPN's NMS of one 800×1333 image (8819
+// proposals over 5 FPN levels, IoU 0.7). Each case is first checked against the double
 // reference, then timed (median of repeats). The inputs, and the engine's outputs, are written as raw
 // little-endian arrays to the output folder so that torchvision_cpu.py times the same work on the same data and
 // checks that both libraries agree.
@@ -117,6 +118,54 @@ foreach (var count in new[] { 1000, 10000, 30000 })
     results.Add(($"batched_nms {count}", Median(repeats * 3, () =>
     {
         using var keep = DetectionOps.BatchedNms(b, s, k, 0.5);
+    })));
+}
+
+// ---- the RPN's NMS: one image's proposals, batched by FPN level ----
+{
+    // detectron2's training defaults at 800×1333: the top 2000 boxes of each of P2–P5 and all 819 anchors of P6,
+    // IoU 0.7, the level as the class. Proposals crowd around objects, so a level keeps hundreds of boxes and each
+    // candidate is compared with many kept ones (unlike LVIS post-processing, about 25 boxes per class).
+    int[] perLevel = [2000, 2000, 2000, 2000, 819];
+    var count = perLevel.Sum();
+    var ng = new Generator(4242);
+    var boxes = new float[count * 4];
+    var scores = new float[count];
+    var ids = new long[count];
+    var rank = ng.Permutation(count);
+    var objects = Enumerable.Range(0, 40).Select(_ => (X: 100 + 1133 * ng.NextDouble(), Y: 100 + 600 * ng.NextDouble(),
+                                                       W: 24 + 300 * ng.NextDouble(), H: 24 + 300 * ng.NextDouble())).ToArray();
+    for (int level = 0, i = 0; level < perLevel.Length; level++)
+        for (var j = 0; j < perLevel[level]; j++, i++)
+        {
+            // a jittered copy of a random object, on a 1/4 px grid like the LVIS cases
+            var o = objects[ng.NextInt64(objects.Length)];
+            var bw = Quarter(o.W * (0.6 + 0.8 * ng.NextDouble()));
+            var bh = Quarter(o.H * (0.6 + 0.8 * ng.NextDouble()));
+            var x1 = Quarter(Math.Clamp(o.X - bw / 2 + o.W * 0.3 * (ng.NextDouble() - 0.5), 0, 1333 - bw));
+            var y1 = Quarter(Math.Clamp(o.Y - bh / 2 + o.H * 0.3 * (ng.NextDouble() - 0.5), 0, 800 - bh));
+            (boxes[i * 4], boxes[i * 4 + 1], boxes[i * 4 + 2], boxes[i * 4 + 3]) = (x1, y1, x1 + bw, y1 + bh);
+            scores[i] = (float)((rank[i] + 1.0) / (count + 1));
+            ids[i] = level;
+        }
+    using var b = Tensor.From(boxes, count, 4);
+    using var s = Tensor.From(scores, count);
+    using var k = Tensor.From(ids, count);
+    using (var keep = DetectionOps.BatchedNms(b, s, k, 0.7))
+    {
+        var expected = BoxReference.Nms(boxes.Select(v => (double)v).ToArray(), scores.Select(v => (double)v).ToArray(), ids, 0.7);
+        var actual = keep.ToInt64Array();
+        if (!expected.SequenceEqual(actual))
+            throw new InvalidOperationException($"rpn nms: the engine keeps {actual.Length} boxes, the reference {expected.Length}; results differ.");
+        Console.WriteLine($"rpn nms: {actual.Length} of {count} boxes kept, as the double reference keeps them");
+        Write(Path.Combine(outDir, "rpn_keep_engine.i64"), actual);
+    }
+    Write(Path.Combine(outDir, "rpn_boxes.f32"), boxes);
+    Write(Path.Combine(outDir, "rpn_scores.f32"), scores);
+    Write(Path.Combine(outDir, "rpn_classes.i64"), ids);
+    results.Add(($"rpn nms {count}", Median(repeats * 3, () =>
+    {
+        using var keep = DetectionOps.BatchedNms(b, s, k, 0.7);
     })));
 }
 

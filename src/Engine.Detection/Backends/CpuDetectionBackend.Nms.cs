@@ -2,8 +2,11 @@
 // with a sort of packed 64-bit keys, then bucketed by class without disturbing that order, and each class runs
 // the greedy pass on its own boxes: a candidate survives unless a box already kept in its class overlaps it with
 // IoU > threshold (checking kept boxes only is the same as torchvision's suppress-forward loop, since a
-// suppressed box never suppresses). Cost Σ_c n_c · kept_c instead of N²; classes run in parallel. The kept
-// flags are read back in the global order, so the output is sorted by score with ties in index order.
+// suppressed box never suppresses). Cost Σ_c n_c · kept_c instead of N²; classes run in parallel, and a candidate
+// is compared with eight kept boxes at a time (kept boxes stored as columns). The kept flags are read back in the
+// global order, so the output is sorted by score with ties in index order.
+using System.Runtime.Intrinsics;
+
 namespace Engine.Detection;
 
 public sealed unsafe partial class CpuDetectionBackend
@@ -127,40 +130,71 @@ public sealed unsafe partial class CpuDetectionBackend
     }
 
     /// <summary>Greedy pass over grouped[from..to) (already in score order); sets keepFlag of the survivors.
-    /// scratch holds the kept boxes as (x1, y1, x2, y2, area) rows.</summary>
+    /// scratch (at least 5·(to − from) floats) holds the kept boxes as five columns x1, y1, x2, y2, area, so that a
+    /// candidate is compared with Vector256&lt;float&gt;.Count kept boxes at a time.</summary>
     private static void GreedyGroup(float* boxes, int[] grouped, int from, int to, double threshold, bool[] keepFlag, float[] scratch)
     {
-        var kept = 0;
-        for (var k = from; k < to; k++)
+        var n = to - from;
+        var limit = LargestFloatNotAbove(threshold);
+        fixed (float* columns = scratch)
         {
-            var i = grouped[k];
-            var b = boxes + (long)i * 4;
-            float x1 = b[0], y1 = b[1], x2 = b[2], y2 = b[3];
-            var area = (x2 - x1) * (y2 - y1);
-            var suppressed = false;
-            for (var q = 0; q < kept; q++)
+            float* kx1 = columns, ky1 = columns + n, kx2 = columns + 2 * n, ky2 = columns + 3 * n, karea = columns + 4 * n;
+            var kept = 0;
+            for (var k = from; k < to; k++)
             {
-                var o = q * 5;
-                var w = MathF.Max(0f, MathF.Min(x2, scratch[o + 2]) - MathF.Max(x1, scratch[o]));
-                var h = MathF.Max(0f, MathF.Min(y2, scratch[o + 3]) - MathF.Max(y1, scratch[o + 1]));
-                var inter = w * h;
-                // the same float expression as torchvision: inter / (area_kept + area - inter); NaN (0/0) never suppresses
-                var iou = inter / (scratch[o + 4] + area - inter);
-                if (iou > threshold)
-                {
-                    suppressed = true;
-                    break;
-                }
+                var i = grouped[k];
+                var b = boxes + (long)i * 4;
+                float x1 = b[0], y1 = b[1], x2 = b[2], y2 = b[3];
+                var area = (x2 - x1) * (y2 - y1);
+                if (Suppressed(x1, y1, x2, y2, area, kx1, ky1, kx2, ky2, karea, kept, limit)) continue;
+                keepFlag[i] = true;
+                kx1[kept] = x1;
+                ky1[kept] = y1;
+                kx2[kept] = x2;
+                ky2[kept] = y2;
+                karea[kept] = area;
+                kept++;
             }
-            if (suppressed) continue;
-            keepFlag[i] = true;
-            var s = kept * 5;
-            scratch[s] = x1;
-            scratch[s + 1] = y1;
-            scratch[s + 2] = x2;
-            scratch[s + 3] = y2;
-            scratch[s + 4] = area;
-            kept++;
         }
+    }
+
+    /// <summary>Whether a kept box overlaps the candidate with IoU &gt; the threshold, given as
+    /// <paramref name="limit"/> = the largest float ≤ it (a float IoU exceeds the double threshold exactly when it
+    /// exceeds that float). Each IoU is the same float expression as torchvision's, inter / (area_kept + area −
+    /// inter), in every lane and in the scalar tail (Vector256.Max/Min treat NaN and ±0 as MathF.Max/Min do). A NaN
+    /// IoU (0/0; a NaN coordinate makes an area NaN) never suppresses: every comparison with NaN is false.</summary>
+    private static bool Suppressed(float x1, float y1, float x2, float y2, float area,
+                                   float* kx1, float* ky1, float* kx2, float* ky2, float* karea, int kept, float limit)
+    {
+        var q = 0;
+        if (Vector256.IsHardwareAccelerated && kept >= Vector256<float>.Count)
+        {
+            var (vx1, vy1, vx2, vy2) = (Vector256.Create(x1), Vector256.Create(y1), Vector256.Create(x2), Vector256.Create(y2));
+            var (varea, vlimit) = (Vector256.Create(area), Vector256.Create(limit));
+            for (; q <= kept - Vector256<float>.Count; q += Vector256<float>.Count)
+            {
+                var w = Vector256.Max(Vector256<float>.Zero, Vector256.Min(vx2, Vector256.Load(kx2 + q)) - Vector256.Max(vx1, Vector256.Load(kx1 + q)));
+                var h = Vector256.Max(Vector256<float>.Zero, Vector256.Min(vy2, Vector256.Load(ky2 + q)) - Vector256.Max(vy1, Vector256.Load(ky1 + q)));
+                var inter = w * h;
+                var iou = inter / (Vector256.Load(karea + q) + varea - inter);
+                if (Vector256.GreaterThanAny(iou, vlimit)) return true;
+            }
+        }
+        for (; q < kept; q++)
+        {
+            var w = MathF.Max(0f, MathF.Min(x2, kx2[q]) - MathF.Max(x1, kx1[q]));
+            var h = MathF.Max(0f, MathF.Min(y2, ky2[q]) - MathF.Max(y1, ky1[q]));
+            var inter = w * h;
+            if (inter / (karea[q] + area - inter) > limit) return true;
+        }
+        return false;
+    }
+
+    /// <summary>The largest float ≤ <paramref name="threshold"/> (NaN stays NaN): for every float f, f &gt; threshold
+    /// exactly when f &gt; this value, so the IoU comparison can stay in float lanes.</summary>
+    internal static float LargestFloatNotAbove(double threshold)
+    {
+        var rounded = (float)threshold;
+        return rounded > threshold ? MathF.BitDecrement(rounded) : rounded;
     }
 }

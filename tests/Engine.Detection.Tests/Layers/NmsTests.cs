@@ -140,6 +140,81 @@ public class NmsTests
         }
     }
 
+    /// <summary>Long kept lists, as in the RPN's NMS: a candidate is compared with several kept boxes at a time, so the
+    /// suppressing box must count wherever it sits (first or last lane, a middle lane, the tail after the last full
+    /// vector), and a NaN coordinate in any lane must not suppress, at a negative threshold too (where an IoU of 0
+    /// would).</summary>
+    [Theory]
+    [InlineData(0.5)]
+    [InlineData(0.75)]
+    [InlineData(-0.5)]
+    public void LongKeptListsMatchTheReferenceWhereverTheSuppressorSits(double threshold)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        foreach (var grid in new[] { 37, 64, 101 })
+        {
+            // `grid` disjoint 12×12 cells, all kept; NaN boxes among them; then shifted copies of random cells with lower
+            // scores, each overlapping its own cell only (1/8 px shifts: float and double IoUs agree)
+            // below 0 every finite IoU suppresses, so the best 19 cells are NaN boxes: the first finite box then meets
+            // kept lists of NaN boxes only (two full vectors and a tail), and must survive them
+            var nanLead = threshold < 0 ? 19 : 0;
+            var boxes = new List<float>();
+            var scores = new List<float>();
+            var nanBoxes = 0;
+            for (var k = 0; k < grid; k++)
+            {
+                float x = 16 * (k % 10), y = 16 * (k / 10);
+                if (k < nanLead || g.NextInt64(9) == 0)
+                {
+                    float[] box = [x, y, x + 12, y + 12];
+                    box[g.NextInt64(4)] = float.NaN;
+                    boxes.AddRange(box);
+                    nanBoxes++;
+                }
+                else boxes.AddRange([x, y, x + 12, y + 12]);
+                scores.Add(1f - k / 1024f);
+            }
+            var copies = 3 * grid;
+            for (var k = 0; k < copies; k++)
+            {
+                var cell = (int)g.NextInt64(grid);
+                var dx = g.NextInt64(33) / 8f;
+                var dy = g.NextInt64(9) / 8f;
+                float x = 16 * (cell % 10) + dx, y = 16 * (cell / 10) + dy;
+                boxes.AddRange([x, y, x + 12, y + 12]);
+                scores.Add(0.5f - k / (4f * copies));
+            }
+            var expected = BoxReference.Nms(boxes.Select(v => (double)v).ToArray(), scores.Select(v => (double)v).ToArray(), null, threshold);
+            var actual = RunNms([.. boxes], [.. scores], threshold);
+            Assert.True(expected.SequenceEqual(actual),
+                $"{grid} cells, threshold {threshold}: engine kept {actual.Length} [{string.Join(", ", actual.Take(12))} …], " +
+                $"reference {expected.Length} [{string.Join(", ", expected.Take(12))} …] (seed {seed})");
+            if (threshold >= 0) Assert.True(actual.Length > grid / 2, $"only {actual.Length} boxes kept of {grid} disjoint cells");
+            else Assert.True(actual.Length == nanBoxes + 1, $"threshold {threshold}: {actual.Length} boxes kept, expected the {nanBoxes} NaN boxes and the best finite one");
+        }
+    }
+
+    /// <summary>The CPU pass compares float IoUs with the largest float ≤ the double threshold; for every float f that
+    /// must decide f &gt; threshold exactly as the double comparison does, thresholds that float cannot hold included.</summary>
+    [Fact]
+    public void FloatComparisonDecidesAsTheDoubleThreshold()
+    {
+        var g = TestUtil.Fresh(out var seed);
+        var thresholds = new List<double> { 0.5, 0.7, 0.3, 1.0 / 3, 0, -0.0, -0.5, 1, 1e-45, -1e-45, 1e40, -1e40,
+                                            double.PositiveInfinity, double.NegativeInfinity, float.MaxValue, float.Epsilon };
+        for (var i = 0; i < 2000; i++) thresholds.Add((g.NextDouble() * 2 - 1) * Math.Pow(10, g.NextInt64(9) - 6));
+        foreach (var t in thresholds)
+        {
+            var limit = CpuDetectionBackend.LargestFloatNotAbove(t);
+            Assert.True(limit <= t, $"threshold {t:R}: limit {limit:R} is above it (seed {seed})");
+            var f = (float)t;
+            foreach (var candidate in new[] { f, MathF.BitDecrement(f), MathF.BitIncrement(f), MathF.BitDecrement(MathF.BitDecrement(f)),
+                                              MathF.BitIncrement(MathF.BitIncrement(f)), float.NaN, 0f, -0f })
+                Assert.True(candidate > t == candidate > limit,
+                            $"threshold {t:R}, IoU {candidate:R}: double says {candidate > t}, float limit {limit:R} says {candidate > limit} (seed {seed})");
+        }
+    }
+
     [Fact]
     public void BadInputsNameTheProblem()
     {
