@@ -2,6 +2,8 @@
 // TensorPrimitives (SIMD) on contiguous runs and Parallel.For across rows. Other op families add their
 // primitives to this partial class in their own files (convolution and matmul go through oneDNN).
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Engine;
 
@@ -199,11 +201,57 @@ public sealed unsafe partial class CpuBackend : IBackend
                 TensorPrimitives.Add(xs, ys, dst);
                 TensorPrimitives.Max(dst, 0f, dst);
                 break;
+            case BinaryOp.ReluBackward or BinaryOp.SigmoidBackward or BinaryOp.TanhBackward:
+                ActivationBackwardRow(op, xs, ys, dst);
+                break;
             default:
                 for (var i = 0; i < len; i++) dst[i] = Scalar(op, xs[i], ys[i]);
                 break;
         }
         if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
+    }
+
+    /// <summary>The gradient of an activation from the upstream gradient g and the saved output y, eight lanes at a
+    /// time, each lane the float expression of Scalar (the same bits): ReLU g where y &gt; 0 else 0, sigmoid g·y·(1 − y),
+    /// tanh g·(1 − y²). dst may be g's storage (a gathered run): each chunk is read before it is written.</summary>
+    private static void ActivationBackwardRow(BinaryOp op, ReadOnlySpan<float> g, ReadOnlySpan<float> y, Span<float> dst)
+    {
+        var len = dst.Length;
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref var rg = ref MemoryMarshal.GetReference(g);
+            ref var ry = ref MemoryMarshal.GetReference(y);
+            ref var rd = ref MemoryMarshal.GetReference(dst);
+            var one = Vector256.Create(1f);
+            var last = len - Vector256<float>.Count;
+            switch (op)
+            {
+                case BinaryOp.ReluBackward:
+                    for (; i <= last; i += Vector256<float>.Count)
+                    {
+                        var vy = Vector256.LoadUnsafe(ref ry, (nuint)i);
+                        Vector256.ConditionalSelect(Vector256.GreaterThan(vy, Vector256<float>.Zero), Vector256.LoadUnsafe(ref rg, (nuint)i), Vector256<float>.Zero)
+                                 .StoreUnsafe(ref rd, (nuint)i);
+                    }
+                    break;
+                case BinaryOp.SigmoidBackward:
+                    for (; i <= last; i += Vector256<float>.Count)
+                    {
+                        var vy = Vector256.LoadUnsafe(ref ry, (nuint)i);
+                        (Vector256.LoadUnsafe(ref rg, (nuint)i) * vy * (one - vy)).StoreUnsafe(ref rd, (nuint)i);
+                    }
+                    break;
+                case BinaryOp.TanhBackward:
+                    for (; i <= last; i += Vector256<float>.Count)
+                    {
+                        var vy = Vector256.LoadUnsafe(ref ry, (nuint)i);
+                        (Vector256.LoadUnsafe(ref rg, (nuint)i) * (one - vy * vy)).StoreUnsafe(ref rd, (nuint)i);
+                    }
+                    break;
+            }
+        }
+        for (; i < len; i++) dst[i] = Scalar(op, g[i], y[i]);
     }
 
     /// <summary>The ReLU of UnaryOp.Relu (TensorPrimitives.Max(x, 0)): NaN kept, −0 becomes +0.</summary>

@@ -125,6 +125,53 @@ public class ElementwiseTests
 
     private static (double, double) BinaryDomain(BinaryOp op) => op is BinaryOp.Pow or BinaryOp.Div ? (0.3, 2.5) : (-2, 2);
 
+    /// <summary>The activation gradients (from the upstream gradient g and the saved output y) are the float formulas of
+    /// the backend contract, bit for bit, whatever path a row takes: vector lanes and the scalar tail (odd lengths),
+    /// gathered strided runs, broadcast scalars, and special values (NaN, ±0, ±inf). Outputs start NaN-poisoned.</summary>
+    [Theory]
+    [InlineData(BinaryOp.ReluBackward)]
+    [InlineData(BinaryOp.SigmoidBackward)]
+    [InlineData(BinaryOp.TanhBackward)]
+    public void ActivationBackwardIsTheFloatFormulaBitForBit(BinaryOp op)
+    {
+        var g = TestUtil.Fresh(out var seed);
+        float[] special = [float.NaN, 0f, -0f, float.PositiveInfinity, float.NegativeInfinity, 1f, -1f, 1e-30f];
+        float Draw() => g.NextInt64(6) == 0 ? special[g.NextInt64(special.Length)] : (float)(2.5 * (2 * g.NextDouble() - 1));
+        static float Formula(BinaryOp op, float gv, float yv) => op switch
+        {
+            BinaryOp.ReluBackward => yv > 0 ? gv : 0f,
+            BinaryOp.SigmoidBackward => gv * yv * (1f - yv),
+            _ => gv * (1f - yv * yv),
+        };
+        int[][] shapes = [[1], [7], [8], [9], [33], [1003], [5, 17], [3, 2, 41]];
+        foreach (var shape in shapes)
+            foreach (var layout in new[] { "dense", "strided", "scalar g", "scalar y" })
+            {
+                var count = shape.Aggregate(1, (p, d) => p * d);
+                var gShape = layout == "scalar g" ? new[] { 1 } : shape;
+                var yShape = layout == "scalar y" ? new[] { 1 } : shape;
+                var gv = Enumerable.Range(0, gShape.Aggregate(1, (p, d) => p * d)).Select(_ => Draw()).ToArray();
+                var yv = Enumerable.Range(0, yShape.Aggregate(1, (p, d) => p * d)).Select(_ => Draw()).ToArray();
+                using var gDense = Tensor.From(gv, gShape);
+                using var yt = Tensor.From(yv, yShape);
+                // strided: g read through a transposed view of its storage (rows of stride > 1, gathered per row)
+                using var gStored = layout == "strided" && shape.Length > 1 ? gDense.Transpose(0, shape.Length - 1).Contiguous() : null;
+                using var gView = gStored?.Transpose(0, shape.Length - 1);
+                // the backend takes operands already broadcast to the output's shape (stride 0 where a size was 1)
+                using var gt = (gView ?? gDense).Reshape([.. Enumerable.Repeat(1, shape.Length - gShape.Length), .. gShape]).Expand(shape);
+                using var ye = yt.Reshape([.. Enumerable.Repeat(1, shape.Length - yShape.Length), .. yShape]).Expand(shape);
+                using var dst = Tensor.Full(shape, float.NaN);
+                Backends.Cpu.Binary(op, gt, ye, dst);
+                var actual = dst.ToFloatArray();
+                for (var i = 0; i < count; i++)
+                {
+                    var expected = Formula(op, gv[gShape.Length == 1 && gShape[0] == 1 ? 0 : i], yv[yShape.Length == 1 && yShape[0] == 1 ? 0 : i]);
+                    Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(actual[i]),
+                                $"{op} {ShapeUtil.Format(shape)} {layout}: element {i} is {actual[i]:R}, the formula gives {expected:R} (seed {seed})");
+                }
+            }
+    }
+
     [Theory]
     [MemberData(nameof(BinaryOps))]
     public void BinaryForwardBroadcastsLikeTheReference(BinaryOp op)
