@@ -25,6 +25,8 @@ public static partial class SelfTest
         yield return new SelfTestCheck("index_select", IndexSelectCheck);
         yield return new SelfTestCheck("gather", GatherCheck);
         yield return new SelfTestCheck("topk", TopKCheck);
+        yield return new SelfTestCheck("sort", SortCheck);
+        yield return new SelfTestCheck("nonzero", NonzeroCheck);
         yield return new SelfTestCheck("cat", CatCheck);
     }
 
@@ -202,6 +204,67 @@ public static partial class SelfTest
             values.Backward(gu);
             yield return Compare("topk", "grad x", device, SortingReference.SelectionBackward(u, r.Shape, 1, ei), x.Grad!, 0);
         }
+    }
+
+    private static IEnumerable<SelfTestResult> SortCheck(Device device, Generator g)
+    {
+        // float32 lines with many ties (a stable sort must keep their order), NaNs (after every number) and −0 next to +0,
+        // along the inner or the outer dim (strided lines), in either direction; lines of up to ~5000, so a GPU sorts
+        // some in one block and some in tiles; then int64 keys beyond float32's integers
+        var r = RefTensor.Random(g, OddShape(g, 7, 5001)).Map(v => (float)(Math.Round(v * 20) / 20));
+        for (var i = 0; i < r.Data.Length; i += 1 + (int)g.NextInt64(97)) r.Data[i] = g.NextInt64(3) switch { 0 => double.NaN, 1 => -0.0, _ => 0.0 };
+        var dim = (int)g.NextInt64(2);
+        var descending = g.NextInt64(2) == 0;
+        using var x = Upload(r, device, true);
+        var (values, indices) = x.Sort(dim, descending);
+        using (values)
+        using (indices)
+        {
+            var (ev, ei) = SortingReference.Sort(r, dim, descending);
+            yield return Compare("sort", "values", device, ev, values, 0);
+            yield return Compare("sort", "indices", device, ei, indices, 0);
+            var u = RefTensor.Random(g, ev.Shape);
+            using var gu = Upload(u, device);
+            values.Backward(gu);
+            yield return Compare("sort", "grad x", device, SortingReference.SelectionBackward(u, r.Shape, dim, ei), x.Grad!, 0);
+        }
+        var keyShape = OddShape(g, 5, 301);
+        var keys = new RefTensor(keyShape, new double[ShapeUtil.Numel(keyShape)]);
+        for (var i = 0; i < keys.Data.Length; i++) keys.Data[i] = g.NextInt64(41) * (1L << 40) - (20L << 40) + g.NextInt64(3);
+        using var hostKeys = Tensor.From(keys.Data.Select(v => (long)v).ToArray(), keys.Shape);
+        using var k = hostKeys.To(device);
+        var (kv, ki) = k.Sort(1, descending: true);
+        using (kv)
+        using (ki)
+        {
+            var (ev, ei) = SortingReference.Sort(keys, 1, descending: true);
+            yield return Compare("sort", "int64 values", device, ev, kv, 0);
+            yield return Compare("sort", "int64 indices", device, ei, ki, 0);
+        }
+    }
+
+    private static IEnumerable<SelfTestResult> NonzeroCheck(Device device, Generator g)
+    {
+        // a 3-D float32 tensor, about a third nonzero, with NaNs (nonzero) and −0 (zero): the coordinates in row-major order
+        var shape = OddShape(g, 9, 13, 41);
+        var r = new RefTensor(shape, new double[ShapeUtil.Numel(shape)]);
+        for (var i = 0; i < r.Data.Length; i++)
+            r.Data[i] = g.NextInt64(3) != 0 ? (g.NextInt64(2) == 0 ? 0.0 : -0.0) : g.NextInt64(9) == 0 ? double.NaN : g.NextDouble() - 0.5;
+        var expected = new List<double>();
+        for (var i = 0; i < r.Data.Length; i++)
+            if (r.Data[i] != 0)
+            {
+                var (rest, at) = (i, new double[shape.Length]);
+                for (var d = shape.Length - 1; d >= 0; d--)
+                {
+                    at[d] = rest % shape[d];
+                    rest /= shape[d];
+                }
+                expected.AddRange(at);
+            }
+        using var x = Upload(r, device);
+        using var y = x.Nonzero();
+        yield return Compare("nonzero", "coordinates", device, new RefTensor([expected.Count / shape.Length, shape.Length], [.. expected]), y, 0);
     }
 
     private static IEnumerable<SelfTestResult> CatCheck(Device device, Generator g)

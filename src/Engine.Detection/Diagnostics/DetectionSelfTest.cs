@@ -1,6 +1,7 @@
 // `engine selftest` rows of the detection ops: multi-level ROIAlign (forward and the gradient of every level), the
-// FPN level of each RoI and class-aware NMS, on the device asked for, against the double references
-// (RoiAlignReference, BoxReference.FpnLevel, BoxReference.Nms).
+// FPN level of each RoI, class-aware NMS, pairwise IoU, the R-CNN box coder (encode, and decode with class-specific
+// deltas and the scale clamp) and the proposal matcher (RPN and RoI-head rules), on the device asked for, against
+// the double references (RoiAlignReference, BoxReference).
 // The CLI registers them with SelfTest.Register; on cuda:N they run the CUDA detection backend's kernels.
 using Engine.Detection.Reference;
 using Engine.Diagnostics;
@@ -15,6 +16,10 @@ public static class DetectionSelfTest
     // GPU, in any order): 1e-4.
     private const double ForwardTolerance = 1e-5, BackwardTolerance = 1e-4;
 
+    // The box coder: float32 centres, ratios and logs (encode) or exps (decode) of coordinates up to ~100, a few
+    // roundings each, relative to the largest delta or coordinate: 1e-5.
+    private const double CoderTolerance = 1e-5;
+
     /// <summary>Adds these checks to <see cref="SelfTest"/> (family "detection").</summary>
     public static void Register() => SelfTest.Register("detection", Checks);
 
@@ -23,6 +28,85 @@ public static class DetectionSelfTest
         yield return new SelfTestCheck("roi_align", RoiAlignCheck);
         yield return new SelfTestCheck("fpn_levels", FpnLevelsCheck);
         yield return new SelfTestCheck("batched_nms", BatchedNmsCheck);
+        yield return new SelfTestCheck("box_iou", BoxIouCheck);
+        yield return new SelfTestCheck("box_coder", BoxCoderCheck);
+        yield return new SelfTestCheck("match_proposals", MatchProposalsCheck);
+    }
+
+    /// <summary>count random float32-exact boxes in a 48 × 48 square with sides 1..21 (overlapping and disjoint pairs).</summary>
+    private static double[] RandomBoxes(Generator g, int count)
+    {
+        var boxes = new double[count * 4];
+        for (var i = 0; i < count; i++)
+        {
+            var (x1, y1) = (g.NextDouble() * 40, g.NextDouble() * 40);
+            boxes[i * 4] = x1;
+            boxes[i * 4 + 1] = y1;
+            boxes[i * 4 + 2] = x1 + 1 + g.NextDouble() * 20;
+            boxes[i * 4 + 3] = y1 + 1 + g.NextDouble() * 20;
+        }
+        return SelfTest.AsFloat32(boxes);
+    }
+
+    private static IEnumerable<SelfTestResult> BoxIouCheck(Device device, Generator g)
+    {
+        // odd counts; b repeats a's first box (IoU 1) and holds a zero-width box (IoU 0 with everything)
+        var (n, m) = (1 + 2 * (int)g.NextInt64(20), 3 + 2 * (int)g.NextInt64(30));
+        var a = RandomBoxes(g, n);
+        var b = RandomBoxes(g, m);
+        Array.Copy(a, 0, b, 0, 4);
+        b[6] = b[4];
+        using var at = SelfTest.Upload(new RefTensor([n, 4], a), device);
+        using var bt = SelfTest.Upload(new RefTensor([m, 4], b), device);
+        using var iou = Tensor.Full([n, m], double.NaN, DType.Float32, device);
+        DetectionBackends.For(device).PairwiseIou(at, bt, iou);
+        yield return SelfTest.Compare("box_iou", "forward", device, new RefTensor([n, m], BoxReference.PairwiseIou(a, b)), iou, ForwardTolerance);
+    }
+
+    private static IEnumerable<SelfTestResult> BoxCoderCheck(Device device, Generator g)
+    {
+        // the RoI heads' weights (10, 10, 5, 5); decode with K = 3 class-specific deltas per box, one dw past the clamp
+        var weights = new BoxCoderWeights(10, 10, 5, 5);
+        var (r, k) = (1 + 2 * (int)g.NextInt64(30), 3);
+        var src = RandomBoxes(g, r);
+        var target = RandomBoxes(g, r);
+        using var st = SelfTest.Upload(new RefTensor([r, 4], src), device);
+        using var tt = SelfTest.Upload(new RefTensor([r, 4], target), device);
+        using var deltas = Tensor.Full([r, 4], double.NaN, DType.Float32, device);
+        DetectionBackends.For(device).EncodeBoxes(st, tt, weights, deltas);
+        yield return SelfTest.Compare("box_coder", "encode", device, new RefTensor([r, 4], BoxReference.Encode(src, target, weights)), deltas, CoderTolerance);
+
+        var d = SelfTest.AsFloat32(Enumerable.Range(0, r * k * 4).Select(_ => 2 * g.NextNormal()));
+        d[2] = 40;   // dw / 5 = 8 > ln(1000 / 16): clamped
+        using var dt = SelfTest.Upload(new RefTensor([r, k * 4], d), device);
+        using var decoded = Tensor.Full([r, k * 4], double.NaN, DType.Float32, device);
+        DetectionBackends.For(device).DecodeBoxes(dt, st, weights, Box2BoxTransform.DefaultScaleClamp, decoded);
+        yield return SelfTest.Compare("box_coder", "decode", device,
+                                      new RefTensor([r, k * 4], BoxReference.Decode(d, src, weights, Box2BoxTransform.DefaultScaleClamp)), decoded, CoderTolerance);
+    }
+
+    private static IEnumerable<SelfTestResult> MatchProposalsCheck(Device device, Generator g)
+    {
+        // qualities on a grid of 1/20 so that ties (the first ground truth wins) and exact threshold hits are common;
+        // the RPN rule (two thresholds, an ignore band, low-quality matches) and the RoI heads' (one threshold)
+        var (m, n) = (1 + 2 * (int)g.NextInt64(8), 1 + 2 * (int)g.NextInt64(100));
+        var quality = Enumerable.Range(0, m * n).Select(_ => g.NextInt64(21) / 20.0).ToArray();
+        var q = SelfTest.AsFloat32(quality);
+        using var qt = SelfTest.Upload(new RefTensor([m, n], q), device);
+        foreach (var (name, matcher) in new[] { ("rpn", Matcher.ForRpn()), ("roi heads", Matcher.ForRoiHeads()) })
+        {
+            using var matches = Tensor.Full([n], -7, DType.Int64, device);
+            using var labels = Tensor.Full([n], -7, DType.Int64, device);
+            DetectionBackends.For(device).MatchProposals(qt, matcher.Rule, matches, labels);
+            var (em, el) = BoxReference.Match(q, m, n, matcher.Rule);
+            foreach (var (part, actual, expected) in new[] { ($"matches ({name})", matches.ToArray<long>(), em), ($"labels ({name})", labels.ToArray<long>(), el) })
+            {
+                var first = FirstDifference(actual, expected);
+                var same = first == n && actual.Length == n;
+                yield return new SelfTestResult("match_proposals", part, device, same ? 0 : double.PositiveInfinity, 0,
+                                                same ? null : $"proposal {first}: {actual[first]}, the definition says {expected[first]}");
+            }
+        }
     }
 
     private static IEnumerable<SelfTestResult> RoiAlignCheck(Device device, Generator g)

@@ -14,6 +14,22 @@ public class SelfTestTests
         Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
     }
 
+    /// <summary>The sort and nonzero rows over several fresh seeds (each draws the direction, the dim, ties, NaNs and ±0
+    /// anew), with the rows they list.</summary>
+    [Fact]
+    public void SortAndNonzeroRowsPassOnFreshSeeds()
+    {
+        for (var round = 0; round < 6; round++)
+        {
+            TestUtil.Fresh(out var seed);
+            var results = SelfTest.Run(Device.Cpu, seed, c => c.Op is "sort" or "nonzero").ToList();
+            Assert.Equal(["sort values", "sort indices", "sort grad x", "sort int64 values", "sort int64 indices", "nonzero coordinates"],
+                         results.Select(r => $"{r.Op} {r.Part}"));
+            var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
+            Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
+        }
+    }
+
     [Fact]
     public void RelativeErrorCountsAnUnwrittenNaNAsInfinite()
     {

@@ -8,7 +8,7 @@ namespace Engine.Detection.Tests.Diagnostics;
 
 public class DetectionSelfTestTests
 {
-    private static readonly string[] Ops = ["roi_align", "fpn_levels", "batched_nms"];
+    private static readonly string[] Ops = ["roi_align", "fpn_levels", "batched_nms", "box_iou", "box_coder", "match_proposals"];
 
     [Fact]
     public void EveryRowPassesOnTheCpuAndRegisteringTwiceAddsNothing()
@@ -20,7 +20,8 @@ public class DetectionSelfTestTests
             TestUtil.Fresh(out var seed);
             var results = SelfTest.Run(Device.Cpu, seed, c => Ops.Contains(c.Op)).ToList();
             Assert.Equal(["roi_align forward", "roi_align grad level 0", "roi_align grad level 1", "roi_align grad level 2", "fpn_levels levels",
-                          "batched_nms kept indices"],
+                          "batched_nms kept indices", "box_iou forward", "box_coder encode", "box_coder decode", "match_proposals matches (rpn)",
+                          "match_proposals labels (rpn)", "match_proposals matches (roi heads)", "match_proposals labels (roi heads)"],
                          results.Select(r => $"{r.Op} {r.Part}"));
             var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
             Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
