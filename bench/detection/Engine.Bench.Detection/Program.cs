@@ -101,24 +101,7 @@ foreach (var count in new[] { 1000, 10000, 30000 })
         scores[i] = (float)((rank[i] + 1.0) / (count + 1));
         ids[i] = ng.NextInt64(classes);
     }
-    using var b = Tensor.From(boxes, count, 4);
-    using var s = Tensor.From(scores, count);
-    using var k = Tensor.From(ids, count);
-    using (var keep = DetectionOps.BatchedNms(b, s, k, 0.5))
-    {
-        var expected = BoxReference.Nms(boxes.Select(v => (double)v).ToArray(), scores.Select(v => (double)v).ToArray(), ids, 0.5);
-        var actual = keep.ToInt64Array();
-        if (!expected.SequenceEqual(actual))
-            throw new InvalidOperationException($"batched_nms {count}: the engine keeps {actual.Length} boxes, the reference {expected.Length}; results differ.");
-        Write(Path.Combine(outDir, $"nms{count}_keep_engine.i64"), actual);
-    }
-    Write(Path.Combine(outDir, $"nms{count}_boxes.f32"), boxes);
-    Write(Path.Combine(outDir, $"nms{count}_scores.f32"), scores);
-    Write(Path.Combine(outDir, $"nms{count}_classes.i64"), ids);
-    results.Add(($"batched_nms {count}", Median(repeats * 3, () =>
-    {
-        using var keep = DetectionOps.BatchedNms(b, s, k, 0.5);
-    })));
+    results.Add(($"batched_nms {count}", NmsCase($"batched_nms {count}", $"nms{count}", boxes, scores, ids, 0.5)));
 }
 
 // ---- the RPN's NMS: one image's proposals, batched by FPN level ----
@@ -148,25 +131,7 @@ foreach (var count in new[] { 1000, 10000, 30000 })
             scores[i] = (float)((rank[i] + 1.0) / (count + 1));
             ids[i] = level;
         }
-    using var b = Tensor.From(boxes, count, 4);
-    using var s = Tensor.From(scores, count);
-    using var k = Tensor.From(ids, count);
-    using (var keep = DetectionOps.BatchedNms(b, s, k, 0.7))
-    {
-        var expected = BoxReference.Nms(boxes.Select(v => (double)v).ToArray(), scores.Select(v => (double)v).ToArray(), ids, 0.7);
-        var actual = keep.ToInt64Array();
-        if (!expected.SequenceEqual(actual))
-            throw new InvalidOperationException($"rpn nms: the engine keeps {actual.Length} boxes, the reference {expected.Length}; results differ.");
-        Console.WriteLine($"rpn nms: {actual.Length} of {count} boxes kept, as the double reference keeps them");
-        Write(Path.Combine(outDir, "rpn_keep_engine.i64"), actual);
-    }
-    Write(Path.Combine(outDir, "rpn_boxes.f32"), boxes);
-    Write(Path.Combine(outDir, "rpn_scores.f32"), scores);
-    Write(Path.Combine(outDir, "rpn_classes.i64"), ids);
-    results.Add(($"rpn nms {count}", Median(repeats * 3, () =>
-    {
-        using var keep = DetectionOps.BatchedNms(b, s, k, 0.7);
-    })));
+    results.Add(($"rpn nms {count}", NmsCase("rpn nms", "rpn", boxes, scores, ids, 0.7)));
 }
 
 using (var f = new StreamWriter(Path.Combine(outDir, "engine_ms.tsv")))
@@ -176,6 +141,32 @@ using (var f = new StreamWriter(Path.Combine(outDir, "engine_ms.tsv")))
         Console.WriteLine($"{name,-28} {ms,10:F3} ms");
     }
 return 0;
+
+// Checks batched NMS on the case against the double reference, writes its inputs and the engine's kept indices as
+// PREFIX_{boxes,scores,classes,keep_engine} for torchvision_cpu.py, and returns the median time.
+double NmsCase(string name, string prefix, float[] boxes, float[] scores, long[] ids, double threshold)
+{
+    var count = scores.Length;
+    using var b = Tensor.From(boxes, count, 4);
+    using var s = Tensor.From(scores, count);
+    using var k = Tensor.From(ids, count);
+    using (var keep = DetectionOps.BatchedNms(b, s, k, threshold))
+    {
+        var expected = BoxReference.Nms(boxes.Select(v => (double)v).ToArray(), scores.Select(v => (double)v).ToArray(), ids, threshold);
+        var actual = keep.ToInt64Array();
+        if (!expected.SequenceEqual(actual))
+            throw new InvalidOperationException($"{name}: the engine keeps {actual.Length} boxes, the reference {expected.Length}; results differ.");
+        Console.WriteLine($"{name}: {actual.Length} of {count} boxes kept, as the double reference keeps them");
+        Write(Path.Combine(outDir, $"{prefix}_keep_engine.i64"), actual);
+    }
+    Write(Path.Combine(outDir, $"{prefix}_boxes.f32"), boxes);
+    Write(Path.Combine(outDir, $"{prefix}_scores.f32"), scores);
+    Write(Path.Combine(outDir, $"{prefix}_classes.i64"), ids);
+    return Median(repeats * 3, () =>
+    {
+        using var keep = DetectionOps.BatchedNms(b, s, k, threshold);
+    });
+}
 
 static float Quarter(double v) => (float)(Math.Round(v * 4) / 4);
 
