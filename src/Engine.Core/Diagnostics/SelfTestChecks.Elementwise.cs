@@ -16,6 +16,9 @@ public static partial class SelfTest
         foreach (var op in new[] { BinaryOp.Add, BinaryOp.Sub, BinaryOp.Mul, BinaryOp.Div, BinaryOp.Pow, BinaryOp.Maximum, BinaryOp.Minimum, BinaryOp.AddRelu })
             yield return new SelfTestCheck(op.ToString().ToLowerInvariant(), (device, g) => BinaryCheck(op, device, g));
         yield return new SelfTestCheck("where", WhereCheck);
+        yield return new SelfTestCheck("compare", CompareCheck);
+        yield return new SelfTestCheck("int64", Int64Check);
+        yield return new SelfTestCheck("cast", CastCheck);
     }
 
     private static IEnumerable<SelfTestResult> UnaryCheck(UnaryOp op, Device device, Generator g)
@@ -85,6 +88,109 @@ public static partial class SelfTest
         s.Backward();
         yield return Compare("where", "grad a", device, c, a.Grad!, 0);
         yield return Compare("where", "grad b", device, c.Map(m => 1 - m).SumTo(rb.Shape), b.Grad!, 1e-6);
+    }
+
+    private static IEnumerable<SelfTestResult> CompareCheck(Device device, Generator g)
+    {
+        // float32 on a grid of 1/4 (ties are common) with NaNs (every comparison false but ne), b broadcast along dims
+        // 0 and 2; uint8 results, exact
+        var shape = OddShape(g, 17, 9, 33);
+        double Draw() => g.NextInt64(13) == 0 ? double.NaN : g.NextInt64(17) / 4.0 - 2;
+        var ra = new RefTensor(shape, Enumerable.Range(0, (int)ShapeUtil.Numel(shape)).Select(_ => Draw()).ToArray());
+        var rb = new RefTensor([shape[1], 1], Enumerable.Range(0, shape[1]).Select(_ => Draw()).ToArray());
+        using var a = Upload(ra, device);
+        using var b = Upload(rb, device);
+        foreach (var op in new[] { BinaryOp.Eq, BinaryOp.Ne, BinaryOp.Lt, BinaryOp.Le, BinaryOp.Gt, BinaryOp.Ge })
+        {
+            using var y = op switch
+            {
+                BinaryOp.Eq => a.Eq(b), BinaryOp.Ne => a.Ne(b), BinaryOp.Lt => a.Lt(b),
+                BinaryOp.Le => a.Le(b), BinaryOp.Gt => a.Gt(b), _ => a.Ge(b),
+            };
+            yield return Compare("compare", op.ToString().ToLowerInvariant(), device,
+                                 RefTensor.Zip(ra, rb, (x, z) => ElementwiseReference.Binary(op, x, z)), y, 0);
+        }
+    }
+
+    private static IEnumerable<SelfTestResult> Int64Check(Device device, Generator g)
+    {
+        // int64 arithmetic with negative operands (division floors, as for PyTorch's floor_divide), b broadcast and never
+        // 0; |a|, |b| < 2^25 so that every product, and so the reference, is exact in double
+        var shape = OddShape(g, 17, 9, 33);
+        var ra = new RefTensor(shape, Enumerable.Range(0, (int)ShapeUtil.Numel(shape)).Select(_ => (double)(g.NextInt64(1L << 26) - (1L << 25))).ToArray());
+        var rb = new RefTensor([shape[1], 1], Enumerable.Range(0, shape[1]).Select(_ =>
+        {
+            var v = 1 + g.NextInt64(g.NextInt64(2) == 0 ? 9 : 1L << 25);
+            return (double)(g.NextInt64(2) == 0 ? v : -v);
+        }).ToArray());
+        using var a = UploadAs(ra, DType.Int64, device);
+        using var b = UploadAs(rb, DType.Int64, device);
+        foreach (var op in new[] { BinaryOp.Add, BinaryOp.Sub, BinaryOp.Mul, BinaryOp.Div, BinaryOp.Maximum, BinaryOp.Minimum })
+        {
+            using var y = op switch
+            {
+                BinaryOp.Add => a + b, BinaryOp.Sub => a - b, BinaryOp.Mul => a * b, BinaryOp.Div => a / b,
+                BinaryOp.Maximum => a.Maximum(b), _ => a.Minimum(b),
+            };
+            yield return Compare("int64", op.ToString().ToLowerInvariant(), device, RefTensor.Zip(ra, rb, (x, z) => op switch
+            {
+                BinaryOp.Div => FloorDivide((long)x, (long)z),
+                _ => ElementwiseReference.Binary(op, x, z),
+            }), y, 0);
+        }
+    }
+
+    private static double FloorDivide(long a, long b)
+    {
+        var q = a / b;
+        return a % b != 0 && (a < 0) != (b < 0) ? q - 1 : q;
+    }
+
+    private static IEnumerable<SelfTestResult> CastCheck(Device device, Generator g)
+    {
+        // dtype conversions with in-range values, strided sources: float32 → int64 truncates toward zero; int64 → float32
+        // rounds to nearest (values beyond 2^24 included); float32 → uint8 truncates [0, 256); uint8 → float32 is exact
+        var shape = OddShape(g, 9, 41);
+        var n = (int)ShapeUtil.Numel(shape);
+        RefTensor Values(Func<double> draw) => new(shape, Enumerable.Range(0, n).Select(_ => draw()).ToArray());
+        var floats = Values(() => (float)((g.NextDouble() - 0.5) * 2000));
+        var longs = Values(() => (double)(g.NextInt64(1L << 41) - (1L << 40)));
+        var bytes = Values(() => (float)(g.NextDouble() * 255.99));
+        foreach (var (part, source, from, to, expected) in new[]
+                 {
+                     ("float32 to int64", floats, DType.Float32, DType.Int64, floats.Map(Math.Truncate)),
+                     ("int64 to float32", longs, DType.Int64, DType.Float32, longs.Map(v => (float)v)),
+                     ("float32 to uint8", bytes, DType.Float32, DType.UInt8, bytes.Map(Math.Truncate)),
+                     ("uint8 to float32", bytes.Map(Math.Truncate), DType.UInt8, DType.Float32, bytes.Map(Math.Truncate)),
+                 })
+        {
+            // the source transposed in storage, so the conversion reads it with strides
+            using var stored = UploadAs(new RefTensor([shape[1], shape[0]], Transpose(source.Data, shape[0], shape[1])), from, device);
+            using var view = stored.Transpose(0, 1);
+            using var y = view.To(to);
+            yield return Compare("cast", part, device, expected, y, 0);
+        }
+    }
+
+    /// <summary>The reference values as a tensor of <paramref name="dtype"/> on the device, converted on the host (an int64
+    /// beyond 2^24 would not survive a float32 upload).</summary>
+    private static Tensor UploadAs(RefTensor r, DType dtype, Device device)
+    {
+        using var host = dtype switch
+        {
+            DType.Int64 => Tensor.From(r.Data.Select(v => (long)v).ToArray(), r.Shape),
+            DType.UInt8 => Tensor.From(r.Data.Select(v => (byte)v).ToArray(), r.Shape),
+            _ => r.ToTensor(),
+        };
+        return host.To(device);
+    }
+
+    private static double[] Transpose(double[] data, int rows, int columns)
+    {
+        var t = new double[data.Length];
+        for (var i = 0; i < rows; i++)
+            for (var j = 0; j < columns; j++) t[j * rows + i] = data[i * columns + j];
+        return t;
     }
 
     private static IEnumerable<SelfTestCheck> ReductionChecks()

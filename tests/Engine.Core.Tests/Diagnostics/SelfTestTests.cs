@@ -30,6 +30,23 @@ public class SelfTestTests
         }
     }
 
+    /// <summary>The comparison, int64 and cast rows over several fresh seeds, with the rows they list.</summary>
+    [Fact]
+    public void ComparisonIntegerAndCastRowsPassOnFreshSeeds()
+    {
+        for (var round = 0; round < 6; round++)
+        {
+            TestUtil.Fresh(out var seed);
+            var results = SelfTest.Run(Device.Cpu, seed, c => c.Op is "compare" or "int64" or "cast").ToList();
+            Assert.Equal(["compare eq", "compare ne", "compare lt", "compare le", "compare gt", "compare ge",
+                          "int64 add", "int64 sub", "int64 mul", "int64 div", "int64 maximum", "int64 minimum",
+                          "cast float32 to int64", "cast int64 to float32", "cast float32 to uint8", "cast uint8 to float32"],
+                         results.Select(r => $"{r.Op} {r.Part}"));
+            var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
+            Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
+        }
+    }
+
     [Fact]
     public void RelativeErrorCountsAnUnwrittenNaNAsInfinite()
     {
