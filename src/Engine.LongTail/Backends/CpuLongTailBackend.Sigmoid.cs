@@ -16,6 +16,7 @@ public sealed unsafe partial class CpuLongTailBackend
         var (n, k) = (logits.Size(0), logits.Size(1));
         var z = logits.Data<float>();
         var y = labels.Data<long>();
+        CheckLabels("WeightedSigmoidBce", y, n, -1);   // a label ≥ K has no positive column
         var pw = posWeight.Data<float>();
         var nwf = negWeightForeground.Data<float>();
         var nwb = negWeightBackground.Data<float>();
@@ -139,6 +140,7 @@ public sealed unsafe partial class CpuLongTailBackend
         var c = k - 1;
         var z = logits.Data<float>();
         var y = labels.Data<long>();
+        CheckLabels("Fcbl", y, n, c);
         var loss = rowLoss.Data<float>();
         var grad = gradLogits.Data<float>();
         var s = (float)scale;
@@ -244,6 +246,7 @@ public sealed unsafe partial class CpuLongTailBackend
         var c = k - 1;
         var z = logits.Data<float>();
         var y = labels.Data<long>();
+        CheckLabels("AccumulateConfusion", y, n, -1);   // background rows (≥ C) are skipped
         var a = confusion.Data<float>();
         var cnt = counts.Data<float>();
         var buffer = Rent(c);

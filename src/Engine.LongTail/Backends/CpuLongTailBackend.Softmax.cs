@@ -12,6 +12,7 @@ public sealed unsafe partial class CpuLongTailBackend
         var (n, k) = (logits.Size(0), logits.Size(1));
         var z = logits.Data<float>();
         var y = labels.Data<long>();
+        CheckLabels("SoftmaxCrossEntropy", y, n, k - 1);
         var w = weight.Data<float>();
         var loss = rowLoss.Data<float>();
         var grad = gradLogits.Data<float>();
@@ -37,6 +38,7 @@ public sealed unsafe partial class CpuLongTailBackend
         var c = k - 2;
         var z = logits.Data<float>();
         var y = labels.Data<long>();
+        CheckLabels("Seesaw", y, n, c);
         var cnt = counts.Data<long>();
         var loss = rowLoss.Data<float>();
         var grad = gradLogits.Data<float>();

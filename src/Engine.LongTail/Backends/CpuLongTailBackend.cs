@@ -22,6 +22,16 @@ public sealed unsafe partial class CpuLongTailBackend : ILongTailBackend
 
     private static int ChunkCount(int rows) => (rows + RowsPerChunk - 1) / RowsPerChunk;
 
+    /// <summary>Throws for the first label below 0 or above <paramref name="max"/> (max &lt; 0: no upper bound), in the
+    /// words and ranges of the CUDA backend's error record, before any output is written.</summary>
+    private static void CheckLabels(string op, long* labels, int rows, long max)
+    {
+        for (var i = 0; i < rows; i++)
+            if (labels[i] < 0 || (max >= 0 && labels[i] > max))
+                throw new ArgumentException($"{op}: label {labels[i]} at row {i} {(max >= 0 ? $"is outside 0..{max}" : "is negative")}; labels are " +
+                                            "class indices with the background as the last class. Check the label mapping.");
+    }
+
     /// <summary>Runs body(chunk, firstRow, endRow) for every chunk of rows.</summary>
     private static void ForEachChunk(int rows, long costPerRow, Action<int, int, int> body)
     {
