@@ -1,6 +1,7 @@
 // Shared helpers for the core tests: fresh seeds each run (printed on failure so a run can be replayed),
 // NaN-poisoned allocations (an unwritten output element fails its comparison), and tolerance checks of
 // the form |actual - expected| ≤ atol + rtol·|expected|.
+using Engine.Diagnostics;
 using Engine.Reference;
 
 namespace Engine.Tests;
@@ -58,5 +59,19 @@ public static class TestUtil
         (perm[0], perm[n - 1]) = (perm[n - 1], perm[0]);
         using var stored = r.Permute(perm).ToTensor();
         return stored.Permute(perm);
+    }
+
+    /// <summary>Runs the selftest rows that <paramref name="filter"/> picks on the CPU over <paramref name="rounds"/> fresh
+    /// seeds: each round must give exactly <paramref name="rows"/> ("op part", in order), every one passing.</summary>
+    public static void AssertSelfTestRowsPass(Func<SelfTestCheck, bool> filter, IReadOnlyList<string> rows, int rounds = 4)
+    {
+        for (var round = 0; round < rounds; round++)
+        {
+            Fresh(out var seed);
+            var results = SelfTest.Run(Device.Cpu, seed, filter).ToList();
+            Assert.Equal(rows, results.Select(r => $"{r.Op} {r.Part}"));
+            var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
+            Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
+        }
     }
 }

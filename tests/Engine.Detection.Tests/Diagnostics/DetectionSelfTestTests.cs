@@ -15,16 +15,9 @@ public class DetectionSelfTestTests
     {
         DetectionSelfTest.Register();
         DetectionSelfTest.Register();
-        for (var round = 0; round < 4; round++)
-        {
-            TestUtil.Fresh(out var seed);
-            var results = SelfTest.Run(Device.Cpu, seed, c => Ops.Contains(c.Op)).ToList();
-            Assert.Equal(["roi_align forward", "roi_align grad level 0", "roi_align grad level 1", "roi_align grad level 2", "fpn_levels levels",
-                          "batched_nms kept indices", "box_iou forward", "box_coder encode", "box_coder decode", "match_proposals matches (rpn)",
-                          "match_proposals labels (rpn)", "match_proposals matches (roi heads)", "match_proposals labels (roi heads)"],
-                         results.Select(r => $"{r.Op} {r.Part}"));
-            var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
-            Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
-        }
+        TestUtil.AssertSelfTestRowsPass(c => Ops.Contains(c.Op),
+                                        ["roi_align forward", "roi_align grad level 0", "roi_align grad level 1", "roi_align grad level 2", "fpn_levels levels",
+                                         "batched_nms kept indices", "box_iou forward", "box_coder encode", "box_coder decode", "match_proposals matches (rpn)",
+                                         "match_proposals labels (rpn)", "match_proposals matches (roi heads)", "match_proposals labels (roi heads)"]);
     }
 }

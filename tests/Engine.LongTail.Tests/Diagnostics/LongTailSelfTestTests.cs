@@ -16,20 +16,13 @@ public class LongTailSelfTestTests
     {
         LongTailSelfTest.Register();
         LongTailSelfTest.Register();
-        for (var round = 0; round < 4; round++)
-        {
-            TestUtil.Fresh(out var seed);
-            var results = SelfTest.Run(Device.Cpu, seed, c => Ops.Contains(c.Op)).ToList();
-            Assert.Equal(["group_softmax forward", "group_softmax grad x", "group_log_softmax forward", "group_log_softmax grad x",
-                          "logn_statistics running mean", "logn_statistics running variance", "logn_standardize forward",
-                          "logn_standardize running mean", "logn_standardize running variance", "logn_standardize grad x", "logn_calibrate logits",
-                          "logn_calibrate scores",
-                          .. new[] { "first sample", "per sample" }.SelectMany(q => new[] { "Fisher bank", "weights", "ungated weights", "extra gradient", "row loss" }
-                                                                                 .Select(part => $"crat_transfuse {part} ({q})"))],
-                         results.Select(r => $"{r.Op} {r.Part}"));
-            var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
-            Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
-        }
+        Engine.Tests.TestUtil.AssertSelfTestRowsPass(c => Ops.Contains(c.Op),
+            ["group_softmax forward", "group_softmax grad x", "group_log_softmax forward", "group_log_softmax grad x",
+             "logn_statistics running mean", "logn_statistics running variance", "logn_standardize forward",
+             "logn_standardize running mean", "logn_standardize running variance", "logn_standardize grad x", "logn_calibrate logits",
+             "logn_calibrate scores",
+             .. new[] { "first sample", "per sample" }.SelectMany(q => new[] { "Fisher bank", "weights", "ungated weights", "extra gradient", "row loss" }
+                                                                    .Select(part => $"crat_transfuse {part} ({q})"))]);
     }
 
     private static readonly string[] BackendOps =
@@ -40,18 +33,11 @@ public class LongTailSelfTestTests
     {
         LongTailSelfTest.Register();
         LongTailSelfTest.Register();
-        for (var round = 0; round < 4; round++)
-        {
-            TestUtil.Fresh(out var seed);
-            var results = SelfTest.Run(Device.Cpu, seed, c => BackendOps.Contains(c.Op)).ToList();
-            Assert.Equal(["weighted_sigmoid_bce row loss", "weighted_sigmoid_bce grad logits", "weighted_sigmoid_bce grad magnitude pos",
-                          "weighted_sigmoid_bce grad magnitude neg", "fcbl row loss", "fcbl grad logits", "fcbl row loss (reweighted)",
-                          "fcbl grad logits (reweighted)", "accumulate_confusion confusion", "accumulate_confusion counts",
-                          "softmax_cross_entropy row loss", "softmax_cross_entropy grad logits", "seesaw row loss", "seesaw grad logits",
-                          "logn_merge count", "logn_merge mean", "logn_merge m2", "logit_scale forward"],
-                         results.Select(r => $"{r.Op} {r.Part}"));
-            var failures = results.Where(r => !r.Passed).Select(r => $"{r.Op} {r.Part}: {r.RelativeError:G3} > {r.Tolerance:G3} {r.Error}").ToList();
-            Assert.True(failures.Count == 0, $"seed {seed}: " + string.Join("; ", failures));
-        }
+        Engine.Tests.TestUtil.AssertSelfTestRowsPass(c => BackendOps.Contains(c.Op),
+            ["weighted_sigmoid_bce row loss", "weighted_sigmoid_bce grad logits", "weighted_sigmoid_bce grad magnitude pos",
+             "weighted_sigmoid_bce grad magnitude neg", "fcbl row loss", "fcbl grad logits", "fcbl row loss (reweighted)",
+             "fcbl grad logits (reweighted)", "accumulate_confusion confusion", "accumulate_confusion counts",
+             "softmax_cross_entropy row loss", "softmax_cross_entropy grad logits", "seesaw row loss", "seesaw grad logits",
+             "logn_merge count", "logn_merge mean", "logn_merge m2", "logit_scale forward"]);
     }
 }
