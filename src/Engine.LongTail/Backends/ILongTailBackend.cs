@@ -3,7 +3,10 @@
 // member: tensors in, tensors out; outputs contiguous and allocated by the caller on the backend's device;
 // inputs contiguous (the ops pass Contiguous() copies); logits float32 (N, K) row-major, labels int64 (N) with
 // background = C (the engine's convention, section 0.1). Losses are written per row (rowLoss, N) together
-// with their gradient (already multiplied by the normalizer `scale`, usually 1/N), in one pass.
+// with their gradient (already multiplied by the normalizer `scale`, usually 1/N), in one pass. Labels outside a
+// member's range ([0, K) for the softmax CE, [0, C] for FCBL, Seesaw and CRAT, non-negative for the sigmoid BCE and
+// the confusion update) are refused with an ArgumentException naming the row: by the CPU backend before it writes,
+// by the CUDA backend from its error record at the next wait.
 namespace Engine.LongTail;
 
 public interface ILongTailBackend
@@ -29,8 +32,9 @@ public interface ILongTailBackend
     void Fcbl(Tensor logits, Tensor labels, Tensor confusion, Tensor counts, double alpha, double probThreshold, bool reweight,
               double scale, Tensor rowLoss, Tensor gradLogits);
 
-    /// <summary>FCBL's state update (section 4.2 step 4): for each positive row i in row order,
-    /// confusion[y_i][:] += softmax(logits[i, 0..C-1]) and counts[y_i] += 1 (in place).</summary>
+    /// <summary>FCBL's state update (section 4.2 step 4) from logits (N, C+1): for each positive row i in row order,
+    /// confusion[y_i][:] += softmax(logits[i, 0..C-1]) and counts[y_i] += 1 (in place); rows labelled C or above are
+    /// skipped.</summary>
     void AccumulateConfusion(Tensor logits, Tensor labels, Tensor confusion, Tensor counts);
 
     /// <summary>Class-weighted softmax CE (sections 1.1, 1.3): rowLoss_i = w[y_i]·(logsumexp(z_i) − z_i[y_i]),
@@ -38,8 +42,9 @@ public interface ILongTailBackend
     void SoftmaxCrossEntropy(Tensor logits, Tensor labels, Tensor weight, double scale, Tensor rowLoss, Tensor gradLogits);
 
     /// <summary>Seesaw (section 1.6) on logits (N, C+2) = (class logits u, o_fg, o_bg) with cumulative label counts
-    /// (C, int64): for positive rows, CE of the shifted logits u_j + ln S_yj; for every row, the objectness CE.
-    /// rowLoss_i = class term + objectness term; gradLogits = scale·∂rowLoss/∂logits with S detached.</summary>
+    /// (int64, at least C entries; only the first C are read): for positive rows, CE of the shifted logits u_j + ln S_yj;
+    /// for every row, the objectness CE. rowLoss_i = class term + objectness term; gradLogits = scale·∂rowLoss/∂logits
+    /// with S detached.</summary>
     void Seesaw(Tensor logits, Tensor labels, Tensor counts, double p, double q, double eps, double scale, Tensor rowLoss, Tensor gradLogits);
 
     /// <summary>Segmented softmax along the rows of x (N, K): group g covers columns offsets[g]..offsets[g+1]-1
