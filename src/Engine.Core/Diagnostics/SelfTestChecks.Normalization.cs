@@ -24,7 +24,10 @@ public static partial class SelfTest
 
     /// <summary>x (N, C, H, W) of odd maps of at least 3×3, N ≥ 2 and C a multiple of <paramref name="groups"/>, with its
     /// (N, C, S) view sizes. At least 18 values per channel and 9 per group keep every spread σ well above the float
-    /// rounding of x − μ (≈1e-7·|x|), which 1/σ amplifies in the statistics' gradients.</summary>
+    /// rounding of x − μ (≈1e-7·|x|), which 1/σ amplifies in the statistics' gradients. The batch norms ask for C a
+    /// multiple of 3: a channel's weight and bias gradients are sums of random-sign terms, and a lone channel's sum can
+    /// cancel to ~1e-2, where the float sum's rounding exceeds 1e-4 of it (about 1 seed in 200); the largest of three
+    /// does not.</summary>
     private static (int[] Shape, int N, int C, int S) NormShape(Generator g, int groups)
     {
         var odd = OddShape(g, 4, 4, 9, 7);
@@ -61,7 +64,7 @@ public static partial class SelfTest
     private static IEnumerable<SelfTestResult> BatchNormTrainingCheck(Device device, Generator g)
     {
         const double momentum = 0.1;
-        var (shape, n, c, s) = NormShape(g, 1);
+        var (shape, n, c, s) = NormShape(g, 3);
         var x = FloatRandom(g, shape, -2, 3);
         var w = FloatRandom(g, [c], -2, 2);
         var b = FloatRandom(g, [c], -1, 1);
@@ -92,7 +95,7 @@ public static partial class SelfTest
 
     private static IEnumerable<SelfTestResult> BatchNormEvaluationCheck(Device device, Generator g)
     {
-        var (shape, n, c, s) = NormShape(g, 1);
+        var (shape, n, c, s) = NormShape(g, 3);
         var x = FloatRandom(g, shape, -2, 3);
         var w = FloatRandom(g, [c], -2, 2);
         var b = FloatRandom(g, [c], -1, 1);
