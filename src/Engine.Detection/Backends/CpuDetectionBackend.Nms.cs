@@ -24,6 +24,7 @@ public sealed unsafe partial class CpuDetectionBackend
         var (groupStart, grouped) = classIds is null ? ([0, r], order) : GroupByClass(order, classIds.Data<long>());
         var keepFlag = new bool[r];
         var groups = groupStart.Length - 1;
+        var limit = LargestFloatNotAbove(iouThreshold);
 
         long work = 0;
         for (var gi = 0; gi < groups; gi++)
@@ -34,7 +35,7 @@ public sealed unsafe partial class CpuDetectionBackend
         if (work < NmsParallelWork || groups == 1)
         {
             var scratch = new float[5 * r];
-            for (var gi = 0; gi < groups; gi++) GreedyGroup(pb, grouped, groupStart[gi], groupStart[gi + 1], iouThreshold, keepFlag, scratch);
+            for (var gi = 0; gi < groups; gi++) GreedyGroup(pb, grouped, groupStart[gi], groupStart[gi + 1], limit, keepFlag, scratch);
         }
         else
         {
@@ -55,7 +56,7 @@ public sealed unsafe partial class CpuDetectionBackend
                 var largest = 0;
                 for (var gi = bounds[part]; gi < bounds[part + 1]; gi++) largest = Math.Max(largest, groupStart[gi + 1] - groupStart[gi]);
                 var scratch = new float[5 * largest];
-                for (var gi = bounds[part]; gi < bounds[part + 1]; gi++) GreedyGroup(pb, grouped, groupStart[gi], groupStart[gi + 1], iouThreshold, keepFlag, scratch);
+                for (var gi = bounds[part]; gi < bounds[part + 1]; gi++) GreedyGroup(pb, grouped, groupStart[gi], groupStart[gi + 1], limit, keepFlag, scratch);
             });
         }
 
@@ -129,13 +130,13 @@ public sealed unsafe partial class CpuDetectionBackend
         return (start, grouped);
     }
 
-    /// <summary>Greedy pass over grouped[from..to) (already in score order); sets keepFlag of the survivors.
-    /// scratch (at least 5·(to − from) floats) holds the kept boxes as five columns x1, y1, x2, y2, area, so that a
-    /// candidate is compared with Vector256&lt;float&gt;.Count kept boxes at a time.</summary>
-    private static void GreedyGroup(float* boxes, int[] grouped, int from, int to, double threshold, bool[] keepFlag, float[] scratch)
+    /// <summary>Greedy pass over grouped[from..to) (already in score order) at the float limit of the IoU threshold
+    /// (<see cref="LargestFloatNotAbove"/>); sets keepFlag of the survivors. scratch (at least 5·(to − from) floats)
+    /// holds the kept boxes as five columns x1, y1, x2, y2, area, so that a candidate is compared with
+    /// Vector256&lt;float&gt;.Count kept boxes at a time.</summary>
+    private static void GreedyGroup(float* boxes, int[] grouped, int from, int to, float limit, bool[] keepFlag, float[] scratch)
     {
         var n = to - from;
-        var limit = LargestFloatNotAbove(threshold);
         fixed (float* columns = scratch)
         {
             float* kx1 = columns, ky1 = columns + n, kx2 = columns + 2 * n, ky2 = columns + 3 * n, karea = columns + 4 * n;
