@@ -96,6 +96,22 @@ public static partial class SelfTest
         return new SelfTestResult(op, part, device, RelativeError(expected.Data, actual.ToDoubleArray()), tolerance);
     }
 
+    /// <summary>A row of integer results (indices, labels, counts): error 0 when every value and the length equal the
+    /// definition's, else infinite, naming the first <paramref name="element"/> that differs.</summary>
+    public static SelfTestResult Exact(string op, string part, Device device, IReadOnlyList<double> expected, IReadOnlyList<double> actual,
+                                       string element)
+    {
+        var first = 0;
+        while (first < expected.Count && first < actual.Count && actual[first] == expected[first]) first++;
+        var same = first == expected.Count && actual.Count == expected.Count;
+        var lengths = actual.Count == expected.Count ? "" : $"{actual.Count} values, the definition has {expected.Count}";
+        var message = same ? null
+                    : first < Math.Min(expected.Count, actual.Count)
+                        ? $"{element} {first}: {actual[first]}, the definition says {expected[first]}" + (lengths == "" ? "" : $" ({lengths})")
+                        : lengths;
+        return new SelfTestResult(op, part, device, same ? 0 : double.PositiveInfinity, 0, message);
+    }
+
     /// <summary>A tensor on <paramref name="device"/> holding the reference values, optionally requiring grad.</summary>
     public static Tensor Upload(RefTensor r, Device device, bool requiresGrad = false)
     {

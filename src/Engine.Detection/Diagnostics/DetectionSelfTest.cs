@@ -99,13 +99,8 @@ public static class DetectionSelfTest
             using var labels = Tensor.Full([n], -7, DType.Int64, device);
             DetectionBackends.For(device).MatchProposals(qt, matcher.Rule, matches, labels);
             var (em, el) = BoxReference.Match(q, m, n, matcher.Rule);
-            foreach (var (part, actual, expected) in new[] { ($"matches ({name})", matches.ToArray<long>(), em), ($"labels ({name})", labels.ToArray<long>(), el) })
-            {
-                var first = FirstDifference(actual, expected);
-                var same = first == n && actual.Length == n;
-                yield return new SelfTestResult("match_proposals", part, device, same ? 0 : double.PositiveInfinity, 0,
-                                                same ? null : $"proposal {first}: {actual[first]}, the definition says {expected[first]}");
-            }
+            yield return SelfTest.Exact("match_proposals", $"matches ({name})", device, Doubles(em), matches.ToDoubleArray(), "proposal");
+            yield return SelfTest.Exact("match_proposals", $"labels ({name})", device, Doubles(el), labels.ToDoubleArray(), "proposal");
         }
     }
 
@@ -175,11 +170,8 @@ public static class DetectionSelfTest
         }
         using var r = SelfTest.Upload(new RefTensor([count, 5], rois), device);
         using var levels = RoiPooler.AssignRoisToLevels(r, new FpnLevelRule(minLevel, maxLevel));
-        var actual = levels.ToArray<long>();
-        var first = FirstDifference(actual, expected);
-        var same = first == count;
-        yield return new SelfTestResult("fpn_levels", "levels", device, same ? 0 : double.PositiveInfinity, 0,
-                                        same ? null : $"RoI {first} is on level {actual[first] + minLevel}, the definition puts it on {expected[first] + minLevel}");
+        // levels relative to P2 (0 = P2)
+        yield return SelfTest.Exact("fpn_levels", "levels", device, Doubles(expected), levels.ToDoubleArray(), "RoI");
     }
 
     private static IEnumerable<SelfTestResult> BatchedNmsCheck(Device device, Generator g)
@@ -208,18 +200,8 @@ public static class DetectionSelfTest
         using var hostIds = Tensor.From(ids, [count]);
         using var c = hostIds.To(device);
         using var keep = DetectionOps.BatchedNms(b, s, c, 0.5);
-        var actual = keep.ToArray<long>();
-        var same = actual.AsSpan().SequenceEqual(expected);
-        yield return new SelfTestResult("batched_nms", "kept indices", device, same ? 0 : double.PositiveInfinity, 0,
-                                        same ? null : $"kept {actual.Length} boxes, the definition keeps {expected.Length}" +
-                                                      $" (first difference at position {FirstDifference(actual, expected)})");
+        yield return SelfTest.Exact("batched_nms", "kept indices", device, Doubles(expected), keep.ToDoubleArray(), "kept position");
     }
 
-    private static int FirstDifference(long[] a, long[] b)
-    {
-        var n = Math.Min(a.Length, b.Length);
-        for (var i = 0; i < n; i++)
-            if (a[i] != b[i]) return i;
-        return n;
-    }
+    private static double[] Doubles(long[] values) => [.. values.Select(v => (double)v)];
 }

@@ -285,7 +285,7 @@ public static class LongTailSelfTest
         LongTailBackends.For(device).AccumulateConfusion(zt, lt, a, cnt);
         SigmoidLossReference.FcblAccumulate(z, labels, c, confusion, counts);
         yield return SelfTest.Compare("accumulate_confusion", "confusion", device, new RefTensor([c, c], confusion), a, Tolerance);
-        yield return Exact("accumulate_confusion", "counts", device, counts, cnt.ToDoubleArray(), "class");
+        yield return SelfTest.Exact("accumulate_confusion", "counts", device, counts, cnt.ToDoubleArray(), "class");
     }
 
     private static IEnumerable<SelfTestResult> SoftmaxCrossEntropyCheck(Device device, Generator g)
@@ -363,7 +363,7 @@ public static class LongTailSelfTest
             expectedMean[j] = mean[j] + delta * n / total;
             expectedM2[j] = m2[j] + batchVariance[j] * (n - 1) + delta * delta * na * n / total;
         }
-        yield return Exact("logn_merge", "count", device, [na + n], count.ToArray<long>().Select(v => (double)v).ToArray(), "element");
+        yield return SelfTest.Exact("logn_merge", "count", device, [na + n], count.ToArray<long>().Select(v => (double)v).ToArray(), "element");
         yield return SelfTest.Compare("logn_merge", "mean", device, new RefTensor([k], expectedMean), m, Tolerance);
         yield return SelfTest.Compare("logn_merge", "m2", device, new RefTensor([k], expectedM2), s, Tolerance);
     }
@@ -385,17 +385,4 @@ public static class LongTailSelfTest
 
     /// <summary>The per-row values of a reference that sums over the rows it is given: <paramref name="row"/>(i) for each row.</summary>
     private static double[] PerRow(int n, Func<int, double> row) => Enumerable.Range(0, n).Select(row).ToArray();
-
-    /// <summary>An exact row (integer results): error 0 when every value equals the definition's, else infinite, with
-    /// the first difference.</summary>
-    private static SelfTestResult Exact(string op, string part, Device device, double[] expected, double[] actual, string element)
-    {
-        var first = 0;
-        while (first < expected.Length && first < actual.Length && actual[first] == expected[first]) first++;
-        var same = first == expected.Length && actual.Length == expected.Length;
-        var message = same ? null
-                    : first < Math.Min(expected.Length, actual.Length) ? $"{element} {first}: {actual[first]}, the definition says {expected[first]}"
-                    : $"{actual.Length} values, the definition has {expected.Length}";
-        return new SelfTestResult(op, part, device, same ? 0 : double.PositiveInfinity, 0, message);
-    }
 }
