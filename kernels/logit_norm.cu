@@ -16,12 +16,14 @@
 // float subtraction and division bit for bit.
 //
 // Layout: logits (N, K) dense row-major; mean, variance (or M2) (K) float; count int64 [1] (exact mode); y (N, K).
-// Launch: logit_norm_update_kernel uses blocks of (columns, slices) threads, at most 1024 (32 × 32 by default,
+// Launch: logit_norm_update_kernel uses blocks of (columns, slices) threads, at most 1024 (16 × 64 by default,
 //   LogitNormKernels.StatisticsBlock): blockDim.x columns per block, blockDim.y row slices; grid = ceil(K / blockDim.x)
-//   blocks (a grid-stride loop covers any grid). In exact mode logit_norm_count_kernel (any
-//   launch) then adds N to count, after every column has read the old count. logit_norm_calibrate_kernel: one
-//   block of 32..1024 threads (a multiple of 32) per row, grid-stride over rows; each block recomputes β from μ,
-//   so the calibration is one launch and reads no host value.
+//   blocks (a grid-stride loop covers any grid). Each thread loads LOGN_HELD_ROWS of its rows at once and keeps them
+//   in registers for the second pass when N ≤ slices · LOGN_HELD_ROWS (1024 rows at 16 × 64); beyond that it reads
+//   them again. The slices' sums are added as a tree, fixed for a block shape, so a shape gives fixed bits. In exact
+//   mode logit_norm_count_kernel (any launch) then adds N to count, after every column has read the old count.
+//   logit_norm_calibrate_kernel: one block of 32..1024 threads (a multiple of 32) per row, grid-stride over rows; each
+//   block recomputes β from μ, so the calibration is one launch and reads no host value.
 //
 // Batch standardization of `repo` mode (2.3: the affine-free batch normalization of the logits before the softmax CE,
 // eps 1e-5), fused with the EMA update above so the training step reads the logits for its statistics once:
@@ -33,7 +35,8 @@
 //             (the chain rule through the mean and the variance; LogitNormReference.StandardizeBackward spells out
 //             the Jacobian and the tests compare against it).
 // Layout: z, y, g, ∂L/∂z (N, K) dense row-major; r, μ, v (K) float. Launch: as logit_norm_update_kernel (blocks of
-// columns × row slices over column strips); the sums over slices run in slice order, so a block shape gives fixed bits.
+// columns × row slices over column strips, rows held in registers from the sums to the output when they fit), so a
+// block shape gives fixed bits.
 // Synchronization: none; the forward's running update is in place like the update kernel's.
 #include "common.cuh"
 
@@ -67,36 +70,68 @@ struct logit_standardize_args {
 
 static_assert(sizeof(logit_standardize_args) == 72, "logit_standardize_args must match the host layout");
 
-// Column k's batch mean and Σ_i (z_ik − mean)² over all rows, in double (thread (tx, ty) walks rows ty, ty + slices, …;
-// the slices' partial sums are added in slice order). Every thread gets the mean; the sum of squares goes to every
-// thread when squares_everywhere, else to the first slice only (threads past the last column get zeros). Every thread of
-// the block must call it (it synchronizes).
-__device__ __forceinline__ void column_moments(const float* z, int rows, int columns, int k, bool squares_everywhere, double* partial,
-                                               double& batch_mean, double& squares)
+// Rows of its column that one thread loads at once into registers (LogitNormKernels.StatisticsBlock's note): all of
+// them in flight together, where a loop of single loads keeps a few. When the thread's rows number at most this, the
+// later passes read them from the registers instead of from memory.
+#define LOGN_HELD_ROWS 16
+
+// Adds the block's per-slice values of each column: a tree over the slices (pairs at distance 1, 2, 4, …, any slice
+// count), fixed for a block shape. Returns the column's total to every thread. Every thread of the block calls it.
+__device__ __forceinline__ double sum_over_slices(double* partial, double own)
 {
     const int tx = threadIdx.x, ty = threadIdx.y, width = blockDim.x, slices = blockDim.y;
+    partial[ty * width + tx] = own;
+    __syncthreads();
+    for (int span = 1; span < slices; span *= 2) {
+        if ((ty & (2 * span - 1)) == 0 && ty + span < slices) partial[ty * width + tx] += partial[(ty + span) * width + tx];
+        __syncthreads();
+    }
+    const double total = partial[tx];
+    __syncthreads();
+    return total;
+}
+
+// Loads thread (tx, ty)'s rows base, base + slices, … (LOGN_HELD_ROWS of them) of column k; rows past the end read 0.
+__device__ __forceinline__ void load_rows(const float* z, int rows, int columns, int k, int base, float (&held)[LOGN_HELD_ROWS])
+{
+#pragma unroll
+    for (int r = 0; r < LOGN_HELD_ROWS; ++r) {
+        const int i = base + r * blockDim.y;
+        held[r] = i < rows ? z[(long long)i * columns + k] : 0.0f;
+    }
+}
+
+// Column k's batch mean and Σ_i (z_ik − mean)² over all rows, in double, for every thread of the block (thread (tx, ty)
+// adds rows ty, ty + slices, … in row order; sum_over_slices adds the slices). A thread past the last column gets
+// zeros. Returns whether the thread's rows are all in `held` (rows ≤ slices · LOGN_HELD_ROWS), row ty + r·slices at r.
+// Every thread of the block must call it (it synchronizes).
+__device__ __forceinline__ bool column_moments(const float* z, int rows, int columns, int k, double* partial, double& batch_mean,
+                                               double& squares, float (&held)[LOGN_HELD_ROWS])
+{
+    const int ty = threadIdx.y, slices = blockDim.y;
+    const bool kept = rows <= slices * LOGN_HELD_ROWS;
     double sum = 0.0;
     if (k < columns)
-        for (int i = ty; i < rows; i += slices) sum += (double)z[(long long)i * columns + k];
-    partial[ty * width + tx] = sum;
-    __syncthreads();
-    double total = 0.0;
-    for (int s = 0; s < slices; ++s) total += partial[s * width + tx];
-    batch_mean = total / rows;
-    __syncthreads();
+        for (int base = ty; base < rows; base += slices * LOGN_HELD_ROWS) {
+            load_rows(z, rows, columns, k, base, held);
+#pragma unroll
+            for (int r = 0; r < LOGN_HELD_ROWS; ++r) sum += (double)held[r];   // + 0 past the end changes no sum
+        }
+    batch_mean = sum_over_slices(partial, sum) / rows;
 
     double own = 0.0;
     if (k < columns)
-        for (int i = ty; i < rows; i += slices) {
-            const double d = (double)z[(long long)i * columns + k] - batch_mean;
-            own = __dadd_rn(own, __dmul_rn(d, d));
+        for (int base = ty; base < rows; base += slices * LOGN_HELD_ROWS) {
+            if (!kept) load_rows(z, rows, columns, k, base, held);
+#pragma unroll
+            for (int r = 0; r < LOGN_HELD_ROWS; ++r)
+                if (base + r * slices < rows) {
+                    const double d = (double)held[r] - batch_mean;
+                    own = __dadd_rn(own, __dmul_rn(d, d));
+                }
         }
-    partial[ty * width + tx] = own;
-    __syncthreads();
-    squares = 0.0;
-    if (squares_everywhere || ty == 0)
-        for (int s = 0; s < slices; ++s) squares += partial[s * width + tx];
-    __syncthreads();
+    squares = sum_over_slices(partial, own);
+    return kept;
 }
 
 // μ ← (1 − m)·μ + m·a, v ← (1 − m)·v + m·S / (N − 1), with correctly rounded double operations (the CPU backend's).
@@ -108,7 +143,7 @@ __device__ __forceinline__ void ema_update(float* mean, float* variance, int k, 
     variance[k] = (float)__dadd_rn(__dmul_rn(keep, (double)variance[k]), __dmul_rn(momentum, b));
 }
 
-extern "C" __global__ void logit_norm_update_kernel(const logit_norm_args a)
+extern "C" __global__ void __launch_bounds__(1024) logit_norm_update_kernel(const logit_norm_args a)
 {
     __shared__ double partial[1024];   // [slice][column] of the block's blockDim.y × blockDim.x threads
     const float* z = reinterpret_cast<const float*>(a.logits);
@@ -118,7 +153,8 @@ extern "C" __global__ void logit_norm_update_kernel(const logit_norm_args a)
     for (int first = blockIdx.x * width; first < a.columns; first += gridDim.x * width) {
         const int k = first + threadIdx.x;
         double batch_mean, ss;
-        column_moments(z, a.rows, a.columns, k, false, partial, batch_mean, ss);
+        float held[LOGN_HELD_ROWS];
+        column_moments(z, a.rows, a.columns, k, partial, batch_mean, ss, held);
         if (threadIdx.y != 0 || k >= a.columns) continue;
         if (!a.exact) {
             ema_update(mean, second, k, a.momentum, batch_mean, ss, a.rows);
@@ -181,7 +217,7 @@ extern "C" __global__ void logit_norm_calibrate_kernel(const logit_norm_args a)
     }
 }
 
-extern "C" __global__ void logit_norm_standardize_kernel(const logit_standardize_args a)
+extern "C" __global__ void __launch_bounds__(1024) logit_norm_standardize_kernel(const logit_standardize_args a)
 {
     __shared__ double partial[1024];
     const float* z = reinterpret_cast<const float*>(a.input);
@@ -191,53 +227,68 @@ extern "C" __global__ void logit_norm_standardize_kernel(const logit_standardize
     for (int first = blockIdx.x * width; first < a.columns; first += gridDim.x * width) {
         const int k = first + threadIdx.x;
         double batch_mean, ss;
-        column_moments(z, a.rows, a.columns, k, true, partial, batch_mean, ss);   // every slice writes y with r
+        float held[LOGN_HELD_ROWS];
+        const bool kept = column_moments(z, a.rows, a.columns, k, partial, batch_mean, ss, held);   // every slice writes y with r
         if (k >= a.columns) continue;   // no barrier follows in this strip
         const double r = 1.0 / sqrt(ss / a.rows + a.eps);
         if (threadIdx.y == 0) {
             inverse_sd[k] = (float)r;
             if (a.mean) ema_update(reinterpret_cast<float*>(a.mean), reinterpret_cast<float*>(a.variance), k, a.momentum, batch_mean, ss, a.rows);
         }
-        for (int i = threadIdx.y; i < a.rows; i += slices) {
-            const long long at = (long long)i * a.columns + k;
-            y[at] = (float)(((double)z[at] - batch_mean) * r);
+        if (kept) {
+#pragma unroll
+            for (int q = 0; q < LOGN_HELD_ROWS; ++q) {
+                const int i = threadIdx.y + q * slices;
+                if (i < a.rows) y[(long long)i * a.columns + k] = (float)(((double)held[q] - batch_mean) * r);
+            }
+        } else {
+            for (int i = threadIdx.y; i < a.rows; i += slices) {
+                const long long at = (long long)i * a.columns + k;
+                y[at] = (float)(((double)z[at] - batch_mean) * r);
+            }
         }
     }
 }
 
-extern "C" __global__ void logit_norm_standardize_backward_kernel(const logit_standardize_args a)
+extern "C" __global__ void __launch_bounds__(1024) logit_norm_standardize_backward_kernel(const logit_standardize_args a)
 {
-    __shared__ double partial_g[1024];
-    __shared__ double partial_gy[1024];
+    __shared__ double partial[1024];
     const float* y = reinterpret_cast<const float*>(a.input);
     const float* g = reinterpret_cast<const float*>(a.gradient);
     float* gx = reinterpret_cast<float*>(a.output);
     const float* inverse_sd = reinterpret_cast<const float*>(a.inverse_sd);
-    const int tx = threadIdx.x, ty = threadIdx.y, width = blockDim.x, slices = blockDim.y;
+    const int ty = threadIdx.y, width = blockDim.x, slices = blockDim.y;
+    const bool kept = a.rows <= slices * LOGN_HELD_ROWS;
     for (int first = blockIdx.x * width; first < a.columns; first += gridDim.x * width) {
-        const int k = first + tx;
+        const int k = first + threadIdx.x;
         double sg = 0.0, sgy = 0.0;
+        float held_g[LOGN_HELD_ROWS], held_y[LOGN_HELD_ROWS];
         if (k < a.columns)
+            for (int base = ty; base < a.rows; base += slices * LOGN_HELD_ROWS) {
+                load_rows(g, a.rows, a.columns, k, base, held_g);
+                load_rows(y, a.rows, a.columns, k, base, held_y);
+#pragma unroll
+                for (int r = 0; r < LOGN_HELD_ROWS; ++r) {   // + 0 past the end changes no sum
+                    const double gi = held_g[r];
+                    sg += gi;
+                    sgy += gi * (double)held_y[r];
+                }
+            }
+        const double total_g = sum_over_slices(partial, sg);
+        const double total_gy = sum_over_slices(partial, sgy);
+        if (k >= a.columns) continue;   // no barrier follows in this strip
+        const double mean_g = total_g / a.rows, mean_gy = total_gy / a.rows, r = inverse_sd[k];
+        if (kept) {
+#pragma unroll
+            for (int q = 0; q < LOGN_HELD_ROWS; ++q) {
+                const int i = ty + q * slices;
+                if (i < a.rows) gx[(long long)i * a.columns + k] = (float)(r * ((double)held_g[q] - mean_g - (double)held_y[q] * mean_gy));
+            }
+        } else {
             for (int i = ty; i < a.rows; i += slices) {
                 const long long at = (long long)i * a.columns + k;
-                const double gi = g[at];
-                sg += gi;
-                sgy += gi * (double)y[at];
+                gx[at] = (float)(r * ((double)g[at] - mean_g - (double)y[at] * mean_gy));
             }
-        partial_g[ty * width + tx] = sg;
-        partial_gy[ty * width + tx] = sgy;
-        __syncthreads();
-        double total_g = 0.0, total_gy = 0.0;
-        for (int s = 0; s < slices; ++s) {
-            total_g += partial_g[s * width + tx];
-            total_gy += partial_gy[s * width + tx];
-        }
-        __syncthreads();
-        if (k >= a.columns) continue;
-        const double mean_g = total_g / a.rows, mean_gy = total_gy / a.rows, r = inverse_sd[k];
-        for (int i = ty; i < a.rows; i += slices) {
-            const long long at = (long long)i * a.columns + k;
-            gx[at] = (float)(r * ((double)g[at] - mean_g - (double)y[at] * mean_gy));
         }
     }
 }

@@ -57,11 +57,13 @@ public sealed class LogitNormKernelsTests
     [InlineData(32, 32)]
     [InlineData(1, 1)]
     [InlineData(64, 16)]
+    [InlineData(5, 24)] // a slice count that is no power of two
     public void EveryStatisticsBlockShapeMatchesTheReference(int blockColumns, int slices)
     {
         using var kernels = new LogitNormKernels(GpuContext.Device, GpuContext.Compiler) { StatisticsBlock = (blockColumns, slices) };
         var random = new SeededRandom();
-        foreach (var (rows, columns) in new[] { (513, 37), (3, 1204), (200, 5) })
+        // rows past 16 per slice are read twice instead of held in registers: 1025 rows are at 16 × 64
+        foreach (var (rows, columns) in new[] { (513, 37), (3, 1204), (200, 5), (1025, 19) })
         {
             var context = $"block {blockColumns}x{slices}, ({rows}, {columns})";
             var mean = random.Uniform(columns, -3, 3);
@@ -183,6 +185,8 @@ public sealed class LogitNormKernelsTests
     {
         { 2, 1, 32, 32 }, { 3, 2, 32, 32 }, { 513, 33, 32, 32 }, { 64, 1204, 32, 32 }, { 1000, 7, 32, 32 },
         { 513, 37, 8, 128 }, { 200, 5, 1, 1 }, { 3, 1204, 64, 16 },
+        // the default block: every row held in registers (1024 = 16 × 64), and one row more (read again from memory)
+        { 1024, 1204, 16, 64 }, { 1025, 37, 16, 64 },
     };
 
     [CudaTheory]
@@ -270,6 +274,6 @@ public sealed class LogitNormKernelsTests
         var block = Assert.Throws<ArgumentOutOfRangeException>(() => LogitNorm.StatisticsBlock = (64, 32));
         Assert.Contains("at most 1024 threads", block.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => LogitNorm.StatisticsBlock = (0, 8));
-        Assert.Equal((32, 32), LogitNorm.StatisticsBlock); // the default, unchanged by the refused shapes
+        Assert.Equal((16, 64), LogitNorm.StatisticsBlock); // the default, unchanged by the refused shapes
     }
 }
