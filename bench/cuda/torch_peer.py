@@ -3,7 +3,8 @@
 
 Generates the inputs of every case with a fixed seed, times the same operation in torchvision/PyTorch with CUDA
 events (warm-up, then the median of REPEATS timed calls; the small cases rotate over 8 copies of their inputs so the
-50 MB L2 cache does not flatter either side), and writes, into OUT:
+50 MB L2 cache does not flatter either side; the logit-sized cases, a few microseconds each, are timed as device work
+behind a queued 128 MiB copy, so that neither side's launch latency counts), and writes, into OUT:
   inputs.safetensors   every input and torchvision's outputs, read by Engine.Bench.Cuda, which checks its own
                        outputs against them before it times anything;
   torch_ms.json        {case: median milliseconds} and the device-to-device copy bandwidth of the small cases' size.
@@ -31,14 +32,22 @@ tensors = {}
 timings = {}
 
 
-def median_ms(fn, warm=5):
-    """Median of `repeats` calls of fn(i), each between two CUDA events (host work inside fn is counted)."""
+# Queue filler for the device-time cases: a 128 MiB copy before each timed call empties the L2 cache and keeps the
+# device busy while the host issues the call, so the events bracket the device's work alone.
+pad_src, pad_dst = torch.empty(32 << 20, device=device), torch.empty(32 << 20, device=device)
+
+
+def median_ms(fn, warm=5, device_time=False):
+    """Median of `repeats` calls of fn(i), each between two CUDA events. By default the host's work inside fn is
+    counted (the device waits for it); with device_time, a long copy queued before each call hides it."""
     for i in range(warm):
         fn(i)
     torch.cuda.synchronize()
     pairs = []
     for i in range(repeats):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        if device_time:
+            pad_dst.copy_(pad_src)
         start.record()
         fn(i)
         end.record()
@@ -134,9 +143,9 @@ def tv_logn_calibrate(z, softmax):
     return torch.softmax(y, 1) if softmax else y
 
 
-timings["logn.update"] = median_ms(lambda i: tv_logn_update(logits[i % ROTATE]))
-timings["logn.calibrate"] = median_ms(lambda i: tv_logn_calibrate(logits[i % ROTATE], False))
-timings["logn.calibrate_softmax"] = median_ms(lambda i: tv_logn_calibrate(logits[i % ROTATE], True))
+timings["logn.update"] = median_ms(lambda i: tv_logn_update(logits[i % ROTATE]), device_time=True)
+timings["logn.calibrate"] = median_ms(lambda i: tv_logn_calibrate(logits[i % ROTATE], False), device_time=True)
+timings["logn.calibrate_softmax"] = median_ms(lambda i: tv_logn_calibrate(logits[i % ROTATE], True), device_time=True)
 mean, var = mean0.clone(), var0.clone()
 tv_logn_update(logits[0])
 keep("logn.logits", logits[0])
@@ -157,11 +166,11 @@ def tv_logn_standardize(z, m, v):
 
 
 with torch.no_grad():
-    timings["logn.standardize"] = median_ms(lambda i: tv_logn_standardize(logits[i % ROTATE], bn_mean, bn_var))
+    timings["logn.standardize"] = median_ms(lambda i: tv_logn_standardize(logits[i % ROTATE], bn_mean, bn_var), device_time=True)
 st_leaves = [z.clone().requires_grad_(True) for z in logits]
 st_out = [tv_logn_standardize(z, bn_mean, bn_var) for z in st_leaves]
 st_gy = torch.randn(rows, cols, device=device)
-timings["logn.standardize_backward"] = median_ms(lambda i: torch.autograd.grad(st_out[i % ROTATE], st_leaves[i % ROTATE], st_gy, retain_graph=True))
+timings["logn.standardize_backward"] = median_ms(lambda i: torch.autograd.grad(st_out[i % ROTATE], st_leaves[i % ROTATE], st_gy, retain_graph=True), device_time=True)
 bn_mean, bn_var = mean0.clone(), var0.clone()
 st_leaf = logits[0].clone().requires_grad_(True)
 st_y = tv_logn_standardize(st_leaf, bn_mean, bn_var)
@@ -181,11 +190,11 @@ def tv_group_softmax(x):
 
 
 with torch.no_grad():
-    timings["group_softmax.forward"] = median_ms(lambda i: tv_group_softmax(logits[i % ROTATE]))
+    timings["group_softmax.forward"] = median_ms(lambda i: tv_group_softmax(logits[i % ROTATE]), device_time=True)
 gs_leaves = [z.clone().requires_grad_(True) for z in logits]
 gs_out = [tv_group_softmax(z) for z in gs_leaves]
 gy = torch.randn(rows, cols, device=device)
-timings["group_softmax.backward"] = median_ms(lambda i: torch.autograd.grad(gs_out[i % ROTATE], gs_leaves[i % ROTATE], gy, retain_graph=True))
+timings["group_softmax.backward"] = median_ms(lambda i: torch.autograd.grad(gs_out[i % ROTATE], gs_leaves[i % ROTATE], gy, retain_graph=True), device_time=True)
 keep("group_softmax.offsets", torch.tensor(offsets))
 keep("group_softmax.y", gs_out[0])
 keep("group_softmax.grad_y", gy)
@@ -193,7 +202,7 @@ keep("group_softmax.grad_x", torch.autograd.grad(gs_out[0], gs_leaves[0], gy)[0]
 
 # ---------------------------------------------------------------- device-to-device copy bandwidth
 small = [torch.empty(rows, cols, device=device) for _ in range(ROTATE)]
-small_ms = median_ms(lambda i: small[i % ROTATE].copy_(logits[i % ROTATE]))
+small_ms = median_ms(lambda i: small[i % ROTATE].copy_(logits[i % ROTATE]), device_time=True)
 big_src, big_dst = torch.empty(256 << 20, device=device), torch.empty(256 << 20, device=device)
 big_ms = median_ms(lambda i: big_dst.copy_(big_src))
 timings["copy.logits"] = small_ms
